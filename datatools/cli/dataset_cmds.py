@@ -1,0 +1,251 @@
+"""Dataset commands: convert (mvtec / supervisely / indexed), split, verify, stats, export."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from datatools.cli.common import Overwrite, Workers, default_workers, report_errors
+from datatools.convert import ConvertReport
+from datatools.errors import InputError
+
+convert_app = typer.Typer(
+    help="Convert raw annotations (MVTec AD, Supervisely, indexed PNG masks) into a dataset directory.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+
+PaletteOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--palette",
+        help="TOML or JSON file {class name: [r, g, b]} (or '#rrggbb') overriding the default class colours.",
+    ),
+]
+SkipInvalid = Annotated[
+    bool,
+    typer.Option(
+        "--skip-invalid",
+        help="Write OUT without the bad samples instead of failing; they are listed under 'skipped' in dataset.json.",
+    ),
+]
+NameOpt = Annotated[str | None, typer.Option("--name", help="Dataset name in dataset.json (default: folder name).")]
+KeepGray = Annotated[
+    bool, typer.Option("--keep-gray", help="Keep grayscale images single-channel instead of writing RGB.")
+]
+
+
+def _summarise(report: ConvertReport) -> None:
+    for w in report.warnings[:20]:
+        typer.echo(f"warning: {w}", err=True)
+    if len(report.warnings) > 20:
+        typer.echo(f"warning: … and {len(report.warnings) - 20} more (see dataset.json 'warnings')", err=True)
+    for p in report.skipped:
+        typer.echo(f"skipped: {p}", err=True)
+    classes: dict[str, int] = {}
+    for r in report.rows:
+        for name in r["classes"]:
+            classes[name] = classes.get(name, 0) + 1
+    per_class = ", ".join(f"{k} {v}" for k, v in sorted(classes.items())) or "none"
+    typer.echo(
+        f"wrote {report.out}: {len(report.rows)} samples ({sum(not r['classes'] for r in report.rows)} good), "
+        f"{len(report.skipped)} skipped; samples per class: {per_class}"
+    )
+
+
+@convert_app.command("mvtec")
+@report_errors
+def convert_mvtec(
+    category_dir: Annotated[Path, typer.Argument(help="An MVTec AD category folder, e.g. mvtec_ad/leather.")],
+    out: Annotated[Path, typer.Argument(help="Dataset directory to create.")],
+    palette: PaletteOpt = None,
+    good: Annotated[
+        str,
+        typer.Option(
+            "--good",
+            help="Good images to include: none, test (test/good, default) or all (test/good and train/good).",
+        ),
+    ] = "test",
+    keep_gray: KeepGray = False,
+    workers: Workers = default_workers(),
+    skip_invalid: SkipInvalid = False,
+    overwrite: Overwrite = False,
+    name: NameOpt = None,
+) -> None:
+    """Convert an MVTec AD category (train/, test/<defect>/, ground_truth/<defect>/<stem>_mask.png).
+
+    Classes are the defect folders of test/ except good, sorted by name (leather: color, cut, fold, glue, poke
+    -> blue, red, green, yellow, cyan). A pixel belongs to the defect where its ground-truth mask is >= 128.
+    Sample ids are <defect>/<stem>, good/<stem> (test/good) and train/good/<stem>.
+    """
+    from datatools.sources import mvtec
+
+    if good not in mvtec.GOOD_CHOICES:
+        raise InputError(f"--good must be one of {', '.join(mvtec.GOOD_CHOICES)}, got {good!r}", "--good")
+    report = mvtec.convert(
+        category_dir,
+        out,
+        palette_file=palette,
+        good=good,  # type: ignore[arg-type]
+        keep_gray=keep_gray,
+        workers=workers,
+        skip_invalid=skip_invalid,
+        overwrite=overwrite,
+        name=name,
+    )
+    _summarise(report)
+
+
+@convert_app.command("supervisely")
+@report_errors
+def convert_supervisely(
+    project_dir: Annotated[Path, typer.Argument(help="A Supervisely project folder holding meta.json.")],
+    out: Annotated[Path, typer.Argument(help="Dataset directory to create.")],
+    palette: PaletteOpt = None,
+    workers: Workers = default_workers(),
+    skip_invalid: SkipInvalid = False,
+    overwrite: Overwrite = False,
+    name: NameOpt = None,
+) -> None:
+    """Convert a Supervisely JSON project (meta.json, <dataset>/img/<file>, <dataset>/ann/<file>.json).
+
+    Classes are meta.json's classes in file order with their colours. Objects are rasterized exactly as the
+    Supervisely SDK's Annotation.draw does (polygons with holes, rectangles, bitmaps; later objects on top).
+    Points and lines have no area and are skipped with a warning. Sample ids are <dataset>/<image stem>.
+    """
+    from datatools.sources import supervisely
+
+    report = supervisely.convert(
+        project_dir,
+        out,
+        palette_file=palette,
+        workers=workers,
+        skip_invalid=skip_invalid,
+        overwrite=overwrite,
+        name=name,
+    )
+    _summarise(report)
+
+
+@convert_app.command("indexed")
+@report_errors
+def convert_indexed(
+    images_dir: Annotated[Path, typer.Argument(help="Folder of images (.jpg/.png/...).")],
+    masks_dir: Annotated[Path, typer.Argument(help="Folder of single-channel PNG masks, paired by file stem.")],
+    out: Annotated[Path, typer.Argument(help="Dataset directory to create.")],
+    classes: Annotated[
+        str,
+        typer.Option(
+            "--classes",
+            help="Comma-separated class names for mask values 1, 2, ... (0 is background), "
+            "e.g. inclusion,patches,scratches for NEU-Seg.",
+        ),
+    ],
+    palette: PaletteOpt = None,
+    keep_gray: KeepGray = False,
+    workers: Workers = default_workers(),
+    skip_invalid: SkipInvalid = False,
+    overwrite: Overwrite = False,
+    name: NameOpt = None,
+) -> None:
+    """Convert images with indexed masks (mask pixel value k is class k), e.g. NEU-Seg."""
+    from datatools.sources import indexed
+
+    report = indexed.convert(
+        images_dir,
+        masks_dir,
+        out,
+        classes=classes.split(","),
+        palette_file=palette,
+        keep_gray=keep_gray,
+        workers=workers,
+        skip_invalid=skip_invalid,
+        overwrite=overwrite,
+        name=name,
+    )
+    _summarise(report)
+
+
+Fraction = Annotated[float, typer.Option(min=0.0, max=1.0)]
+
+
+@report_errors
+def split(
+    dataset: Annotated[Path, typer.Argument(help="Dataset directory to split (rewritten in place, atomically).")],
+    train: Annotated[float, typer.Option("--train", help="Fraction of groups for training.")] = 0.7,
+    valid: Annotated[float, typer.Option("--valid", help="Fraction of groups for validation.")] = 0.15,
+    test: Annotated[float, typer.Option("--test", help="Fraction of groups for testing.")] = 0.15,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same split.")] = 137,
+) -> None:
+    """Assign every row to train / valid / test, leak-free and stratified.
+
+    Whole groups (an original and all its augmented copies) go to one split, stratified by the rarest class
+    a group contains; every class present in at least 3 groups lands in every split.
+    """
+    from datatools.dataset import Dataset
+    from datatools.split import split_dataset
+
+    ds = Dataset.load(dataset)
+    info = split_dataset(ds, train=train, valid=valid, test=test, seed=seed)
+    ds.save()
+    counts = ", ".join(f"{s} {c['groups']} groups / {c['rows']} rows" for s, c in info["counts"].items())
+    typer.echo(f"split {dataset}: {counts}")
+
+
+@report_errors
+def verify(dataset: Annotated[Path, typer.Argument(help="Dataset directory to check.")]) -> None:
+    """Re-check a dataset: file hashes, palette-exact masks, sizes, sorted unique ids, no group in two splits.
+
+    Exits 1 listing every problem found.
+    """
+    from datatools.verify import verify_dataset
+
+    problems = verify_dataset(dataset)
+    if problems:
+        raise InputError(problems)
+    from datatools.dataset import Dataset
+
+    typer.echo(f"ok: {dataset} ({len(Dataset.load(dataset).rows)} samples verified)")
+
+
+@report_errors
+def stats(
+    dataset: Annotated[Path, typer.Argument(help="Dataset directory.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Print samples and pixel share per class and split."""
+    from datatools.dataset import Dataset
+    from datatools.stats import dataset_stats, format_stats
+
+    result = dataset_stats(Dataset.load(dataset))
+    typer.echo(json.dumps(result, indent=2) if as_json else format_stats(result))
+
+
+@report_errors
+def export(
+    dataset: Annotated[Path, typer.Argument(help="A split dataset directory.")],
+    out: Annotated[Path, typer.Argument(help="Folder to create.")],
+    layout: Annotated[
+        str, typer.Option("--layout", help="Folder layout; flexunet = OUT/{train,valid,test}/{images,masks}.")
+    ] = "flexunet",
+    overwrite: Overwrite = False,
+) -> None:
+    """Copy a split dataset into per-split folders for tools that expect them.
+
+    Ids are flattened into file names: cut/017 -> cut_017.png.
+    """
+    from datatools.export import export_dataset
+
+    counts = export_dataset(dataset, out, layout=layout, overwrite=overwrite)
+    typer.echo(f"exported {out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(convert_app, name="convert")
+    app.command("split")(split)
+    app.command("verify")(verify)
+    app.command("stats")(stats)
+    app.command("export")(export)

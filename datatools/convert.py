@@ -1,0 +1,238 @@
+"""The conversion engine shared by every source: sample records in, a dataset directory out.
+
+Data flows one way: a source reader lists `SampleSource` records (cheap, no pixels) → workers decode
+the image, build the class-index mask, validate, encode PNGs → rows are gathered in record order and
+written. Records are independent, so any number of workers gives byte-identical output.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from datatools.dataset import DATASET_JSON, MANIFEST, image_label, make_row, new_info, write_info, write_manifest
+from datatools.errors import InputError, Problem
+from datatools.files import ImageReadError, atomic_dir, check_output_target, encode_png, read_image, to_rgb, write_bytes
+from datatools.palette import Palette
+
+
+@dataclass
+class MaskContext:
+    """What a mask builder may use and report: the palette, stage timings and warnings."""
+
+    palette: Palette
+    timings: dict[str, float] = field(default_factory=dict)
+    warnings: list[Problem] = field(default_factory=list)
+
+    def warn(self, path: str, reason: str) -> None:
+        self.warnings.append(Problem(path, reason))
+
+    def add_time(self, stage: str, seconds: float) -> None:
+        self.timings[stage] = self.timings.get(stage, 0.0) + seconds
+
+
+# A mask builder turns a record into an H×W uint8 class-index mask for an image of `shape` (H, W),
+# raising InputError for bad annotations. It must be a module-level function (workers pickle it).
+MaskBuilder = Callable[["SampleSource", tuple[int, int], MaskContext], np.ndarray]
+
+
+@dataclass(frozen=True)
+class SampleSource:
+    """One sample as listed by a source reader: where its pixels come from, nothing decoded yet."""
+
+    id: str
+    image: Path
+    source: dict[str, Any]
+    build_mask: MaskBuilder | None = None  # None: an all-background mask
+    mask_arg: Any = None
+    label: str | None = None  # image-level label forced by the source (e.g. MVTec defect folder)
+
+
+@dataclass
+class SampleResult:
+    id: str
+    row: dict[str, Any] | None
+    problems: list[Problem]
+    warnings: list[Problem]
+    timings: dict[str, float]
+
+
+@dataclass(frozen=True)
+class _Settings:
+    out: Path
+    palette: Palette
+    keep_gray: bool
+
+
+def render_sample(
+    sample: SampleSource, palette: Palette, *, keep_gray: bool = False
+) -> tuple[np.ndarray, np.ndarray, MaskContext]:
+    """Decode a record's image and build its mask: (image, class-index mask, context). Raises InputError."""
+    ctx = MaskContext(palette)
+    t0 = time.perf_counter()
+    try:
+        image = read_image(sample.image)
+    except ImageReadError as e:
+        raise InputError(str(e), str(sample.image)) from None
+    ctx.add_time("image_decode", time.perf_counter() - t0)
+    if not keep_gray:
+        image = to_rgb(image)
+    shape = image.shape[:2]
+    if sample.build_mask is None:
+        mask = np.zeros(shape, np.uint8)
+    else:
+        mask = sample.build_mask(sample, shape, ctx)
+    return image, mask, ctx
+
+
+def _process(sample: SampleSource, settings: _Settings) -> SampleResult:
+    try:
+        image, mask, ctx = render_sample(sample, settings.palette, keep_gray=settings.keep_gray)
+    except InputError as e:
+        return SampleResult(sample.id, None, e.problems, [], {})
+    t0 = time.perf_counter()
+    image_png = encode_png(image)
+    mask_png = encode_png(settings.palette.colorize(mask))
+    ctx.add_time("png_encode", time.perf_counter() - t0)
+    image_rel, mask_rel = f"images/{sample.id}.png", f"masks/{sample.id}.png"
+    t0 = time.perf_counter()
+    image_sha = write_bytes(settings.out / image_rel, image_png)
+    mask_sha = write_bytes(settings.out / mask_rel, mask_png)
+    ctx.add_time("write", time.perf_counter() - t0)
+    classes = settings.palette.counts(mask)
+    row = make_row(
+        id=sample.id,
+        image=image_rel,
+        mask=mask_rel,
+        image_sha256=image_sha,
+        mask_sha256=mask_sha,
+        width=int(image.shape[1]),
+        height=int(image.shape[0]),
+        label=image_label(classes, sample.label),
+        classes=classes,
+        group=sample.id,
+        source=sample.source,
+    )
+    return SampleResult(sample.id, row, [], ctx.warnings, ctx.timings)
+
+
+_WORKER_SETTINGS: _Settings | None = None
+
+
+def _init_worker(settings: _Settings) -> None:
+    global _WORKER_SETTINGS  # per-process worker state, set once by the pool initializer
+    _WORKER_SETTINGS = settings
+    cv2.setNumThreads(1)
+
+
+def _process_in_worker(sample: SampleSource) -> SampleResult:
+    assert _WORKER_SETTINGS is not None
+    return _process(sample, _WORKER_SETTINGS)
+
+
+def map_samples(
+    fn: Callable[[Any], Any],
+    items: Sequence[Any],
+    *,
+    workers: int,
+    desc: str,
+    initializer: Callable[..., None] | None = None,
+    initargs: tuple = (),
+) -> Iterator[Any]:
+    """Apply `fn` to `items` in order, with a process pool when workers > 1, showing a tqdm bar.
+
+    Results come back in input order whatever the number of workers.
+    """
+    workers = max(1, min(workers, len(items)))
+    bar = tqdm(total=len(items), desc=desc, unit="sample", leave=False, dynamic_ncols=True)
+    try:
+        if workers == 1:
+            if initializer is not None:
+                initializer(*initargs)
+            for item in items:
+                yield fn(item)
+                bar.update()
+        else:
+            ctx = multiprocessing.get_context("spawn")
+            with ctx.Pool(workers, initializer=initializer, initargs=initargs) as pool:
+                for result in pool.imap(fn, items, chunksize=1):
+                    yield result
+                    bar.update()
+    finally:
+        bar.close()
+
+
+@dataclass
+class ConvertReport:
+    out: Path
+    rows: list[dict[str, Any]]
+    skipped: list[Problem]
+    warnings: list[Problem]
+    timings: dict[str, float]
+
+
+def convert_samples(
+    samples: Iterable[SampleSource],
+    out: Path,
+    *,
+    name: str,
+    palette: Palette,
+    source: dict[str, Any],
+    problems: Iterable[Problem] = (),
+    workers: int = 1,
+    skip_invalid: bool = False,
+    keep_gray: bool = False,
+    overwrite: bool = False,
+    inputs: tuple[Path, ...] = (),
+    extra_info: dict[str, Any] | None = None,
+) -> ConvertReport:
+    """Render `samples` into a new dataset directory at `out` (atomically).
+
+    `problems` are per-sample problems the reader already found; like those found while rendering, they
+    fail the conversion (listing every one) unless `skip_invalid`, which records them as skipped.
+    """
+    check_output_target(out, overwrite=overwrite, inputs=inputs)
+    samples = list(samples)
+    problems = list(problems)
+    ids = [s.id for s in samples]
+    dupes = sorted({i for i in ids if ids.count(i) > 1}) if len(set(ids)) != len(ids) else []
+    for d in dupes:
+        problems.extend(Problem(str(s.image), f"two source files map to sample id {d!r}") for s in samples if s.id == d)
+    samples = [s for s in samples if s.id not in set(dupes)]
+    rows: list[dict[str, Any]] = []
+    warnings: list[Problem] = []
+    timings: dict[str, float] = {}
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        settings = _Settings(tmp, palette, keep_gray)
+        results = map_samples(
+            _process_in_worker,
+            samples,
+            workers=workers,
+            desc=f"convert {name}",
+            initializer=_init_worker,
+            initargs=(settings,),
+        )
+        for res in results:
+            problems.extend(res.problems)
+            warnings.extend(res.warnings)
+            for k, v in res.timings.items():
+                timings[k] = timings.get(k, 0.0) + v
+            if res.row is not None:
+                rows.append(res.row)
+        if problems and not skip_invalid:
+            raise InputError(problems)
+        if not rows:
+            raise InputError("no valid samples to convert", str(source.get("root", out)))
+        extra = {"warnings": [w.to_json() for w in sorted(set(warnings))], **(extra_info or {})}
+        info = new_info(name, palette, source, skipped=problems, **extra)
+        write_manifest(tmp / MANIFEST, rows)
+        write_info(tmp / DATASET_JSON, info)
+    return ConvertReport(Path(out), sorted(rows, key=lambda r: r["id"]), sorted(set(problems)), warnings, timings)

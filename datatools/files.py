@@ -1,0 +1,143 @@
+"""File I/O shared by every command: image decode/encode, hashing, atomic output."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from datatools.errors import InputError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+PNG_COMPRESSION = 3  # zlib level: a good size/speed balance; the bytes are deterministic for a given level
+
+
+class ImageReadError(ValueError):
+    """A file that is missing, unreadable or not a decodable 8-bit image."""
+
+
+def read_image(path: Path, *, gray: bool = False) -> np.ndarray:
+    """Decode an image file to uint8: H×W (grayscale) or H×W×3 RGB. Alpha is dropped.
+
+    `gray=True` returns the file's luminance (as OpenCV computes it) for masks.
+    """
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except FileNotFoundError:
+        raise ImageReadError("file is missing") from None
+    except OSError as e:
+        raise ImageReadError(f"cannot read file: {e.strerror or e}") from None
+    if data.size == 0:
+        raise ImageReadError("file is empty")
+    flag = cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_UNCHANGED
+    img = cv2.imdecode(data, flag)
+    if img is None:
+        raise ImageReadError("not a readable image (corrupt or unsupported format)")
+    if img.dtype != np.uint8:
+        raise ImageReadError(f"{img.dtype} images are not supported, convert to 8-bit")
+    if img.ndim == 3:
+        if img.shape[2] == 1:
+            img = img[:, :, 0]
+        elif img.shape[2] == 4:
+            img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
+        else:
+            img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    return img
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """H×W or H×W×3 RGB uint8 → PNG bytes (lossless, deterministic)."""
+    if image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    ok, buf = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION])
+    if not ok:
+        raise RuntimeError("PNG encoding failed")
+    return buf.tobytes()
+
+
+def write_bytes(path: Path, data: bytes) -> str:
+    """Write `data` (creating folders) and return its sha256 hex digest."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def write_png(path: Path, image: np.ndarray) -> str:
+    """Encode and write a PNG; returns the sha256 of the bytes written."""
+    return write_bytes(path, encode_png(image))
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def to_rgb(image: np.ndarray) -> np.ndarray:
+    return np.repeat(image[:, :, None], 3, axis=2) if image.ndim == 2 else image
+
+
+def check_output_target(out: Path, *, overwrite: bool = False, inputs: tuple[Path, ...] = ()) -> None:
+    """Fail before any work when OUT exists (without --overwrite) or would clobber an input."""
+    out = Path(out)
+    resolved = out.resolve()
+    for src in inputs:
+        s = Path(src).resolve()
+        if resolved == s or s.is_relative_to(resolved) or resolved.is_relative_to(s):
+            raise InputError("output must not be, contain or lie inside the input", str(out))
+    if out.exists() and not overwrite:
+        raise InputError("already exists; choose another path or pass --overwrite", str(out))
+
+
+@contextlib.contextmanager
+def atomic_dir(out: Path, *, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary sibling of `out`; on success it replaces `out`, on any failure it is removed.
+
+    A failed or interrupted command therefore never leaves a half-written OUT.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if out.exists():
+        if not overwrite:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise InputError("already exists; choose another path or pass --overwrite", str(out))
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        os.replace(out, old / "x")
+        os.replace(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, out)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a file through a temporary sibling and rename it into place."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files directly inside `folder`, sorted by name."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)

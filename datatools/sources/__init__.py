@@ -1,0 +1,1 @@
+"""Source readers: each lists `SampleSource` records for the conversion engine."""
