@@ -31,42 +31,74 @@ def group_labels(rows: Sequence[Mapping[str, Any]]) -> dict[str, frozenset[str]]
 
 
 def assign_splits(labels: Mapping[str, frozenset[str]], fractions: Mapping[str, float], seed: int) -> dict[str, str]:
-    """Assign each group to a split; deterministic for a given seed and input."""
+    """Assign each group to a split; deterministic for a given seed and input.
+
+    1. coverage: for each class in at least as many groups as there are splits (rarest first), one of its
+       unassigned groups goes to every split that lacks the class yet;
+    2. iterative stratification of the rest: rarest class first, each group to the split that still wants
+       that class most (then the split that wants most groups overall);
+    3. repair: a class still missing from a split gets a group moved there from a split holding two or
+       more of its groups, when no other class loses its only group in that split by the move.
+    """
     splits = [s for s in SPLITS if fractions.get(s, 0) > 0]
+    n = len(splits)
     frac = np.array([fractions[s] for s in splits], dtype=np.float64)
     rng = np.random.default_rng(seed)
     groups = sorted(labels)
     order = [groups[i] for i in rng.permutation(len(groups))]
     by_label: dict[str, list[str]] = defaultdict(list)
     for g in order:
-        for lab in labels[g]:
+        for lab in sorted(labels[g]):
             by_label[lab].append(g)
-    label_total = {lab: len(gs) for lab, gs in by_label.items()}
-    wanted = {lab: frac * n for lab, n in label_total.items()}  # per split, still wanted
+    total = {lab: len(gs) for lab, gs in by_label.items()}
+    wanted = {lab: frac * total[lab] for lab in by_label}
     wanted_total = frac * len(groups)
-    have: dict[str, np.ndarray] = {lab: np.zeros(len(splits), int) for lab in by_label}
-    assigned: dict[str, str] = {}
+    have = {lab: np.zeros(n, int) for lab in by_label}
+    assigned: dict[str, int] = {}
+
+    def move(g: str, k: int, sign: int = 1) -> None:
+        wanted_total[k] -= sign
+        for lab in labels[g]:
+            wanted[lab][k] -= sign
+            have[lab][k] += sign
 
     def place(g: str, k: int) -> None:
-        assigned[g] = splits[k]
-        wanted_total[k] -= 1
-        for lab in labels[g]:
-            wanted[lab][k] -= 1
-            have[lab][k] += 1
+        assigned[g] = k
+        move(g, k)
 
-    remaining = dict(by_label)
+    rare_first = sorted(by_label, key=lambda lab: (total[lab], lab))
+    small_first = [int(k) for k in np.argsort(frac, kind="stable")]
+    for lab in rare_first:
+        if total[lab] >= n:
+            for k in small_first:
+                free = [g for g in by_label[lab] if g not in assigned]
+                if have[lab][k] == 0 and free:
+                    # prefer the group that also brings the most other classes still missing from split k
+                    place(max(free, key=lambda g: sum(have[o][k] == 0 for o in labels[g])), k)
+    remaining = {lab: [g for g in gs if g not in assigned] for lab, gs in by_label.items()}
     while remaining:
-        # rarest label by remaining unassigned groups; ties broken by name for determinism
         lab = min(remaining, key=lambda x: (sum(g not in assigned for g in remaining[x]), x))
-        todo = [g for g in remaining.pop(lab) if g not in assigned]
-        if label_total[lab] >= len(splits):
-            for k in np.argsort(frac, kind="stable"):  # smallest split first: it is the one most at risk
-                if have[lab][k] == 0 and todo:
-                    place(todo.pop(0), int(k))
-        for g in todo:
-            score = [(wanted[lab][k], wanted_total[k], -k) for k in range(len(splits))]
-            place(g, max(range(len(splits)), key=lambda k: score[k]))
-    return assigned
+        for g in remaining.pop(lab):
+            if g not in assigned:
+                place(g, max(range(n), key=lambda k: (wanted[lab][k], wanted_total[k], -k)))
+    for _ in range(len(by_label)):  # each round can unlock a move for another class
+        changed = False
+        for lab in rare_first:
+            if total[lab] < n:
+                continue
+            for k in range(n):
+                if have[lab][k]:
+                    continue
+                for g in by_label[lab]:
+                    j = assigned[g]
+                    if have[lab][j] >= 2 and all(have[o][j] >= 2 or total[o] < n for o in labels[g] if o != lab):
+                        move(g, j, -1)
+                        place(g, k)
+                        changed = True
+                        break
+        if not changed:
+            break
+    return {g: splits[k] for g, k in assigned.items()}
 
 
 def split_dataset(dataset: Dataset, *, train: float, valid: float, test: float, seed: int) -> dict[str, Any]:

@@ -56,15 +56,24 @@ def sly_polygon(title: str, exterior, interior=()) -> dict:
 
 
 def sly_rectangle(title: str, p0, p1) -> dict:
-    return {"classTitle": title, "geometryType": "rectangle", "points": {"exterior": [list(p0), list(p1)], "interior": []}}
+    return {
+        "classTitle": title,
+        "geometryType": "rectangle",
+        "points": {"exterior": [list(p0), list(p1)], "interior": []},
+    }
 
 
 def sly_bitmap(title: str, mask: np.ndarray, origin) -> dict:
-    return {"classTitle": title, "geometryType": "bitmap", "bitmap": {"data": encode_bitmap(mask), "origin": list(origin)}}
+    return {
+        "classTitle": title,
+        "geometryType": "bitmap",
+        "bitmap": {"data": encode_bitmap(mask), "origin": list(origin)},
+    }
 
 
-def make_supervisely(root: Path, annotations: dict[str, dict[str, list[dict]]], *, size=(40, 50), classes=None,
-                     ext=".png", seed=0) -> Path:
+def make_supervisely(
+    root: Path, annotations: dict[str, dict[str, list[dict]]], *, size=(40, 50), classes=None, ext=".png", seed=0
+) -> Path:
     """annotations: {dataset name: {image stem: [objects]}}; classes: [(title, '#rrggbb')]."""
     rng = np.random.default_rng(seed)
     classes = classes or [("scratch", "#ff0000"), ("dent", "#00ff00"), ("rust", "#0000ff")]
