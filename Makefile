@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test lint format bench oracle clean
+.PHONY: install test lint format bench clean demo demo-anomaly mvtec-leather neu-seg car-damages
 
 install: $(STAMP)
 
@@ -28,3 +28,43 @@ format: install
 
 clean:
 	rm -rf build runs .pytest_cache .ruff_cache
+
+# ----------------------------------------------------------------------------------------------- datasets
+# Each dataset target: build (convert -> split -> augment -> verify) -> train -> evaluate -> infer -> report.
+# BUILD and RUNS choose where data and runs go; TRAIN_SET passes extra `--set section.key=value` overrides
+# (e.g. TRAIN_SET="--set train.epochs=5"); WORKERS sets the worker processes of the data steps.
+DK        := $(BIN)/defectkit
+BUILD     ?= build
+RUNS      ?= runs
+WORKERS   ?= $(shell nproc 2>/dev/null || echo 2)
+TRAIN_SET ?=
+
+# $(1) = recipe name in manifests/, $(2) = source path ('' = the recipe's path / environment variable)
+define pipeline
+	$(DK) build manifests/$(1).toml --out $(BUILD)/$(1) --overwrite --workers $(WORKERS) $(if $(2),--source "$(2)")
+	$(DK) export $(BUILD)/$(1)/dataset $(BUILD)/$(1)/folders --overwrite
+	$(DK) train manifests/$(1).train.toml --overwrite --set data.dataset=$(BUILD)/$(1)/dataset --set train.output_dir=$(RUNS)/$(1) $(TRAIN_SET)
+	$(DK) evaluate manifests/$(1).train.toml --set data.dataset=$(BUILD)/$(1)/dataset --set train.output_dir=$(RUNS)/$(1) $(TRAIN_SET)
+	$(DK) infer manifests/$(1).train.toml $(BUILD)/$(1)/folders/test/images $(RUNS)/$(1)/infer --overwrite --set data.dataset=$(BUILD)/$(1)/dataset --set train.output_dir=$(RUNS)/$(1) $(TRAIN_SET)
+	$(DK) report $(RUNS)/$(1) --infer $(RUNS)/$(1)/infer --overwrite
+	@echo "Report: $(RUNS)/$(1)/report/report.html"
+endef
+
+demo: install
+	$(DK) demo-data $(BUILD)/demo-data --overwrite
+	$(call pipeline,demo,$(BUILD)/demo-data/mvtec/textile)
+
+mvtec-leather: install
+	$(call pipeline,mvtec-leather,$(if $(MVTEC_ROOT),$(MVTEC_ROOT)/leather))
+
+neu-seg: install
+	$(call pipeline,neu-seg,$(NEU_ROOT))
+
+car-damages: install
+	$(call pipeline,car-damages,$(SLY_ROOT))
+
+bench: install
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python bench/convert.py
+	$(BIN)/python bench/augment.py
+	$(BIN)/python bench/train.py

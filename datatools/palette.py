@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import colorsys
 import json
+import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import tomllib
 
 from datatools.errors import InputError, Problem
 

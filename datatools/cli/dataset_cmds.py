@@ -243,9 +243,47 @@ def export(
     typer.echo(f"exported {out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
+@report_errors
+def build(
+    recipe: Annotated[Path, typer.Argument(help="A dataset recipe, e.g. manifests/demo.toml.")],
+    out: Annotated[Path | None, typer.Option("--out", help="Build folder (default: build/<recipe name>).")] = None,
+    source: Annotated[
+        Path | None,
+        typer.Option("--source", help="Source dataset path, overriding the recipe's path and environment variable."),
+    ] = None,
+    workers: Workers = default_workers(),
+    overwrite: Overwrite = False,
+    check_lock: Annotated[
+        Path | None,
+        typer.Option("--check-lock", help="Fail unless every sample's split and pixels match this lock file."),
+    ] = None,
+    write_lock: Annotated[
+        Path | None, typer.Option("--write-lock", help="Also copy the build's lock.jsonl to this path.")
+    ] = None,
+) -> None:
+    """Build a dataset from a recipe: convert -> split -> augment -> verify.
+
+    Writes OUT/converted (split, not augmented), OUT/dataset (what training reads), OUT/build.json and
+    OUT/lock.jsonl (id, split and pixel hashes of every sample, to prove a rebuild is identical).
+    """
+    from datatools.build import build as run_build
+    from datatools.files import atomic_write_text
+
+    report = run_build(recipe, out, source=source, workers=workers, overwrite=overwrite, check_lock=check_lock)
+    if write_lock is not None:
+        atomic_write_text(write_lock, (report.out / "lock.jsonl").read_text())
+    counts = ", ".join(f"{s} {c['rows']}" for s, c in report.split_counts.items())
+    typer.echo(
+        f"built {report.dataset}: {report.samples} samples ({report.derived} augmented); before augmentation {counts}"
+    )
+    if check_lock is not None:
+        typer.echo(f"lock check passed: {check_lock}")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(convert_app, name="convert")
     app.command("split")(split)
     app.command("verify")(verify)
     app.command("stats")(stats)
     app.command("export")(export)
+    app.command("build")(build)
