@@ -68,3 +68,15 @@ bench: install
 	$(BIN)/python bench/convert.py
 	$(BIN)/python bench/augment.py
 	$(BIN)/python bench/train.py
+
+# Supervisely SDK oracle: the SDK pins its own numpy/opencv, so it lives in its own venv (never in $(VENV)).
+ORACLE_VENV := .oracle-venv
+SUPERVISELY := supervisely==6.74.51
+
+$(ORACLE_VENV)/.installed:
+	test -d $(ORACLE_VENV) || $(PYTHON) -m venv $(ORACLE_VENV)
+	$(ORACLE_VENV)/bin/pip install --quiet '$(SUPERVISELY)'
+	touch $@
+
+oracle: install $(ORACLE_VENV)/.installed
+	$(BIN)/python -m pytest -q -m oracle tests/datatools/test_oracle_supervisely.py

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -128,7 +129,7 @@ def parse_objects(ann: Any, class_index: Mapping[str, int], path: str, ctx: Mask
         try:
             if kind == "bitmap":
                 bmp = obj["bitmap"]
-                ox, oy = (int(v) for v in bmp["origin"])
+                ox, oy = (math.floor(v) for v in bmp["origin"])  # the SDK's PointLocation floors
                 shapes.append(Shape("bitmap", value, bitmap=decode_bitmap(bmp["data"]), origin=(ox, oy)))
                 continue
             points = obj["points"]
@@ -142,7 +143,7 @@ def parse_objects(ann: Any, class_index: Mapping[str, int], path: str, ctx: Mask
                 shapes.append(Shape("polygon", value, exterior=exterior, interiors=interiors))
         except GeometryError as e:
             problems.append(Problem(path, f"{where} ({kind}): {e}"))
-        except (KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, ValueError, OverflowError) as e:
             problems.append(Problem(path, f"{where} ({kind}): malformed geometry ({type(e).__name__}: {e})"))
     if problems:
         raise InputError(problems)
