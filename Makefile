@@ -51,7 +51,7 @@ define pipeline
 endef
 
 demo: install
-	$(DK) demo-data $(BUILD)/demo-data --overwrite
+	$(DK) demo-data $(BUILD)/demo-data --size 128 --overwrite
 	$(call pipeline,demo,$(BUILD)/demo-data/mvtec/textile)
 
 mvtec-leather: install

@@ -1,0 +1,102 @@
+"""Demo commands: `demo-data` (generate the built-in datasets) and `report` (HTML report of a run)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from datatools.cli.common import Overwrite, report_errors
+
+
+@report_errors
+def demo_data(
+    out: Annotated[Path, typer.Argument(help="Folder to create (must not exist unless --overwrite).")],
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed always gives byte-identical files.")] = 137,
+    size: Annotated[int, typer.Option(min=64, help="Image side in pixels (square images).")] = 256,
+    train_good: Annotated[int, typer.Option(min=1, help="Defect-free images in mvtec/*/train/good.")] = 100,
+    test_good: Annotated[int, typer.Option(min=0, help="Defect-free images in mvtec/*/test/good.")] = 10,
+    per_defect: Annotated[int, typer.Option(min=1, help="Images per defect type in mvtec/*/test/.")] = 30,
+    category: Annotated[str, typer.Option(help="Folder name of the MVTec category.")] = "textile",
+    defects: Annotated[
+        str,
+        typer.Option(
+            help="MVTec test/ folders, comma-separated; FOLDER=TYPE draws TYPE (crack, cut, poke, scratch, stain) "
+            "into FOLDER, e.g. a leather-like layout: color=stain,cut,fold=crack,glue=stain,poke"
+        ),
+    ] = "crack,cut,poke,scratch,stain",
+    overwrite: Overwrite = False,
+) -> None:
+    """Generate the built-in demo data: an MVTec AD category, a Supervisely project and a NEU-Seg-style set.
+
+    Surfaces are real photographs shipped with scikit-image (brick, gravel, grass; CC0), cropped,
+    rotated and tinted; defects (crack, cut, poke, scratch, stain) are drawn on them with pixel-exact
+    ground truth. Writes, in a few seconds and byte-identically for a given --seed:
+
+    OUT/mvtec/textile/: train/good, test/good, test/<defect>/NNN.png, ground_truth/<defect>/NNN_mask.png
+
+    OUT/supervisely/: meta.json, ds0/ and "ds 1"/ with img/ and ann/ (polygons with holes, rectangles, bitmaps)
+
+    OUT/neu-seg/: images/{training,test}/*.jpg and annotations/{training,test}/*.png (indexed: 1 inclusion,
+    2 patches, 3 scratches)
+
+    Example: defectkit demo-data build/demo-src && defectkit convert mvtec build/demo-src/mvtec/textile build/demo
+    """
+    from datatools.demo import MvtecCounts, generate_demo
+
+    counts = MvtecCounts(train_good=train_good, test_good=test_good, per_defect=per_defect)
+    summary = generate_demo(
+        out, seed=seed, size=size, overwrite=overwrite, mvtec_counts=counts, category=category, defects=defects
+    )
+    n_mv = sum(summary.mvtec.images.values())
+    n_obj = sum(summary.supervisely_objects.values())
+    typer.echo(
+        f"MVTec category:      {summary.mvtec_root}  ({n_mv} images; defects {', '.join(summary.mvtec.defects)})"
+    )
+    typer.echo(
+        f"Supervisely project: {summary.supervisely_root}  ({n_obj} objects: "
+        + ", ".join(f"{k} {v}" for k, v in summary.supervisely_objects.items())
+        + ")"
+    )
+    n_neu = sum(summary.neu_images.values())
+    typer.echo(
+        f"NEU-Seg layout:      {summary.neu_root}  ({n_neu} images: "
+        + ", ".join(f"{k} {v}" for k, v in summary.neu_images.items())
+        + ")"
+    )
+
+
+@report_errors
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="Training run folder (train.output_dir of the config).")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Report folder to write (default: RUN_DIR/report).")
+    ] = None,
+    samples: Annotated[int, typer.Option(min=1, help="Test samples shown as image | ground truth | prediction.")] = 8,
+    predict: Annotated[
+        bool, typer.Option("--predict/--no-predict", help="Predict the samples with RUN_DIR/model.keras (TensorFlow).")
+    ] = True,
+    infer_dir: Annotated[
+        Path | None, typer.Option("--infer", help="Also show the PNGs written by `defectkit infer` into this folder.")
+    ] = None,
+    overwrite: Overwrite = False,
+) -> None:
+    """Write an HTML report of a training run: scores, test predictions, curves, epoch strips, dataset stats.
+
+    Reads what train/evaluate left in RUN_DIR (config.toml, history.csv, evaluation.json, model.keras,
+    epoch_NNN/ strips) and the dataset named in config.toml; a missing piece shows as "not available".
+    The output folder is self-contained (report.html + assets/), so it can be copied or zipped as is.
+    A previous report in the same folder is replaced.
+
+    Example: defectkit report runs/demo && xdg-open runs/demo/report/report.html
+    """
+    from datatools.report import build_report
+
+    path = build_report(run_dir, out, samples=samples, predict=predict, infer_dir=infer_dir, overwrite=overwrite)
+    typer.echo(f"report: {path}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo-data")(demo_data)
+    app.command("report")(report)

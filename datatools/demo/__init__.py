@@ -1,0 +1,139 @@
+"""The built-in demo data: real photographed textures with synthetic defects and exact ground truth.
+
+`generate_demo(out, seed=137)` writes, in a few seconds and byte-identically for a given seed,
+
+- `out/mvtec/textile/`: an MVTec AD category (see `datatools.demo.mvtec`), defects crack, cut, poke,
+  scratch, stain;
+- `out/supervisely/`: a Supervisely project with polygons (with holes), rectangles and bitmaps
+  (see `datatools.demo.supervisely`);
+- `out/neu-seg/`: grayscale JPEGs with indexed PNG annotations in the NEU-Seg layout
+  (see `datatools.demo.indexed`);
+- `out/README.txt`: what is where, and the textures' provenance (scikit-image, CC0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from datatools.demo.defects import DEFECTS, apply_defect, get_defect
+from datatools.demo.indexed import NEU_CLASSES, NeuCounts, write_neu_seg
+from datatools.demo.mvtec import DEFAULT_CATEGORY, MvtecCounts, MvtecSummary, parse_defects, write_mvtec_category
+from datatools.demo.supervisely import CLASSES, SuperviselyCounts, write_supervisely_project
+from datatools.demo.textures import TEXTURES, sample_texture
+from datatools.errors import InputError, Problem
+from datatools.files import atomic_dir, check_output_target, write_bytes
+
+__all__ = [
+    "DEFAULT_CATEGORY",
+    "DEFECTS",
+    "TEXTURES",
+    "DemoSummary",
+    "MvtecCounts",
+    "NeuCounts",
+    "SuperviselyCounts",
+    "apply_defect",
+    "generate_demo",
+    "get_defect",
+    "parse_defects",
+    "sample_texture",
+]
+
+MIN_SIZE = 64
+
+
+@dataclass
+class DemoSummary:
+    root: Path
+    mvtec: MvtecSummary
+    supervisely_objects: dict[str, int]
+    neu_images: dict[str, int]
+
+    @property
+    def mvtec_root(self) -> Path:
+        return self.mvtec.root
+
+    @property
+    def supervisely_root(self) -> Path:
+        return self.root / "supervisely"
+
+    @property
+    def neu_root(self) -> Path:
+        return self.root / "neu-seg"
+
+
+README = """defectkit demo data (seed {seed}, {size}x{size} pixels)
+
+{mvtec_dir}MVTec AD layout: train/good, test/good, test/<defect>, ground_truth/<defect>/<stem>_mask.png
+                    defects: {defects}; masks are 0/255 grayscale PNG.
+supervisely/        Supervisely project: meta.json, <dataset>/img/<file>, <dataset>/ann/<file>.json
+                    classes: {sly_classes}
+neu-seg/            NEU-Seg layout: images/{{training,test}}/NNNNNN.jpg (grayscale),
+                    annotations/{{training,test}}/NNNNNN.png (pixel value = class: {neu_classes})
+
+Try (DEMO = this folder):
+      defectkit convert mvtec DEMO/mvtec/{category} build/demo
+      defectkit convert supervisely DEMO/supervisely build/demo-sly
+      defectkit convert indexed DEMO/neu-seg/images/training DEMO/neu-seg/annotations/training build/demo-neu \\
+          --classes {neu_names}
+
+The surfaces are crops of the brick, gravel and grass photographs shipped with scikit-image
+(skimage.data, public domain / CC0); the defects are drawn by datatools.demo.defects.
+"""
+
+
+def generate_demo(
+    out: Path,
+    *,
+    seed: int = 137,
+    size: int = 256,
+    overwrite: bool = False,
+    mvtec_counts: MvtecCounts = MvtecCounts(),
+    supervisely_counts: SuperviselyCounts = SuperviselyCounts(),
+    neu_counts: NeuCounts = NeuCounts(),
+    category: str = DEFAULT_CATEGORY,
+    defects: str | Sequence[str] | Mapping[str, str] = tuple(DEFECTS),
+    progress: bool = True,
+) -> DemoSummary:
+    """Write the demo MVTec category, Supervisely project and NEU-Seg-style set into `out` (atomically).
+
+    `category` names the MVTec category folder and `defects` its `test/` folders (see
+    `datatools.demo.mvtec.parse_defects`; e.g. "color=stain,cut,fold=crack,glue=stain,poke" for a
+    leather-like layout). `size` applies to the MVTec and Supervisely images (NEU-Seg is 200×200).
+    Raises `InputError` if `out` exists and `overwrite` is false, `size` is below 64, or a name is bad.
+    """
+    out = Path(out)
+    problems = []
+    if size < MIN_SIZE:
+        problems.append(Problem("--size", f"must be at least {MIN_SIZE} pixels, got {size}"))
+    if not category or category != Path(category).name or category in (".", ".."):
+        problems.append(Problem("--category", f"{category!r} is not a valid folder name"))
+    try:
+        parse_defects(defects)
+    except InputError as e:
+        problems += e.problems
+    if problems:
+        raise InputError(problems)
+    check_output_target(out, overwrite=overwrite)
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        mv = write_mvtec_category(
+            tmp / "mvtec" / category, seed=seed, size=size, counts=mvtec_counts, defects=defects, progress=progress
+        )
+        sly = write_supervisely_project(
+            tmp / "supervisely", seed=seed, size=size, counts=supervisely_counts, progress=progress
+        )
+        neu = write_neu_seg(tmp / "neu-seg", seed=seed, counts=neu_counts, progress=progress)
+        text = README.format(
+            seed=seed,
+            size=size,
+            category=category,
+            mvtec_dir=f"mvtec/{category}/".ljust(20),
+            defects=", ".join(mv.defects),
+            sly_classes=", ".join(f"{t} ({s})" for t, s, _ in CLASSES),
+            neu_classes=", ".join(f"{i} = {n}" for i, n in enumerate(NEU_CLASSES, 1)),
+            neu_names=",".join(NEU_CLASSES),
+        )
+        write_bytes(tmp / "README.txt", text.encode("utf-8"))
+    mv.root = out / "mvtec" / category
+    return DemoSummary(root=out, mvtec=mv, supervisely_objects=sly, neu_images=neu)

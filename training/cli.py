@@ -1,0 +1,201 @@
+"""Training commands of `defectkit`: train, evaluate, infer, summary, import-config.
+
+TensorFlow is imported inside the commands, never at module import, so `defectkit --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from datatools.cli.common import Overwrite, report_errors
+
+ConfigArg = Annotated[
+    Path, typer.Argument(help="Training config (TOML). Relative paths in it resolve against its folder.")
+]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        help="Override a config key: section.key=value (value as TOML, e.g. train.epochs=5, "
+        "data.image_size=[256,256]); repeatable. Paths given here resolve against the current folder.",
+    ),
+]
+
+
+def _quiet_tf() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _load(config: Path, overrides: list[str] | None):
+    from training.config import load_config
+
+    return load_config(config, overrides or [])
+
+
+@report_errors
+def train_cmd(
+    config: ConfigArg,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the run in train.output_dir from its model.keras.")
+    ] = False,
+    overwrite: Overwrite = False,
+    set_: SetOpt = None,
+) -> None:
+    """Train the config's model on the dataset's train rows, validating on its valid rows.
+
+    Writes into train.output_dir: model.keras (best validation loss), config.toml (resolved),
+    history.csv, logs/ (TensorBoard), epoch_inference/ (image | truth | prediction strips per epoch).
+    Ctrl-C stops training and keeps the best model so far.
+    """
+    _quiet_tf()
+    from training.train import train
+
+    cfg = _load(config, set_)
+    out = train(cfg, resume=resume, overwrite=overwrite)
+    typer.echo(f"model: {out / 'model.keras'}")
+
+
+@report_errors
+def evaluate_cmd(
+    config: ConfigArg,
+    split: Annotated[
+        str | None, typer.Option("--split", help="Manifest split to score (default: [eval] split, 'test').")
+    ] = None,
+    set_: SetOpt = None,
+) -> None:
+    """Score the trained model on a split at each image's native resolution.
+
+    Writes evaluation.json, evaluation.csv and confusion_matrix.png into train.output_dir: per-class
+    IoU, Dice, precision and recall, mean IoU over the defect classes, pixel accuracy, confusion matrix.
+    Detectors (model ssim_ae / cam_classifier) write evaluation.json / .csv with image AUROC, accuracy,
+    balanced accuracy and confusion at the validation-fitted threshold, plus pixel AUROC and AUPRO
+    (ssim_ae) or box IoU (cam_classifier).
+    """
+    _quiet_tf()
+    from training.evaluate import evaluate
+
+    cfg = _load(config, set_)
+    result = evaluate(cfg, split)
+    if "image_auroc" in result:  # anomaly detectors (training.anomaly.evaluate)
+        for key in ("image_auroc", "accuracy", "balanced_accuracy", "pixel_auroc", "aupro", "box_iou"):
+            if key in result:
+                typer.echo(f"{key}: {'n/a' if result[key] is None else f'{result[key]:.4f}'}")
+        typer.echo(f"written: {cfg.output_dir / 'evaluation.json'}")
+        return
+    miou = result.get("mean_iou")
+    typer.echo(f"mean_iou (defect classes): {'n/a' if miou is None else f'{miou:.4f}'}")
+    for name, scores in result.get("per_class", {}).items():
+        iou = scores.get("iou")
+        typer.echo(f"  {name}: iou {'n/a' if iou is None else f'{iou:.4f}'}")
+    typer.echo(f"written: {cfg.output_dir / 'evaluation.json'}")
+
+
+@report_errors
+def infer_cmd(
+    config: ConfigArg,
+    input: Annotated[Path, typer.Argument(help="An image file or a folder of images.")],
+    out: Annotated[Path, typer.Argument(help="Output folder (masks/, overlays/, regions/).")],
+    tiled: Annotated[
+        bool | None,
+        typer.Option("--tiled/--no-tiled", help="Blend overlapping tiles instead of resizing the whole image."),
+    ] = None,
+    tile: Annotated[
+        int | None, typer.Option("--tile", min=8, help="Tile side in pixels (default [infer] tile).")
+    ] = None,
+    overlap: Annotated[
+        int | None, typer.Option("--overlap", min=0, help="Tile overlap in pixels (default [infer] overlap).")
+    ] = None,
+    overwrite: Overwrite = False,
+    set_: SetOpt = None,
+) -> None:
+    """Segment new images with the trained model.
+
+    For each image: OUT/masks/<name>.png (colorized mask), OUT/overlays/<name>.png (mask blended over
+    the image) and OUT/regions/<name>.json (class areas and one box [x, y, w, h] per defect region).
+    Use --tiled for images larger than the model input: tile probabilities are Hann-blended, no seams.
+    Detectors (ssim_ae / cam_classifier) also write OUT/heatmaps/<name>.png; their masks are binary
+    (255 = defect), regions/<name>.json holds score, threshold, anomalous and boxes; --tiled is ignored.
+    """
+    _quiet_tf()
+    from training.infer import infer
+
+    cfg = _load(config, set_)
+    written = infer(cfg, input, out, tiled=tiled, tile=tile, overlap=overlap, overwrite=overwrite)
+    typer.echo(f"{len(written)} files written to {out}")
+
+
+@report_errors
+def summary_cmd(
+    config: ConfigArg,
+    num_classes: Annotated[
+        int | None,
+        typer.Option(
+            "--num-classes",
+            min=2,
+            help="Classes incl. background, when the dataset does not exist yet (default: from its dataset.json).",
+        ),
+    ] = None,
+    set_: SetOpt = None,
+) -> None:
+    """Build the config's model (no training, no weights) and print its Keras summary with "Total params".
+
+    Example, the original PanNuke network: defectkit summary CONFIG --num-classes 6
+    --set model.num_layers=8 --set model.base_kernels=[9,9] --set data.image_size=[512,512]
+    """
+    _quiet_tf()
+    import json
+
+    from datatools.dataset import DATASET_JSON, Dataset
+    from training.models import build_model
+
+    cfg = _load(config, set_)
+    if num_classes is not None:
+        pass
+    elif (cfg.dataset_dir / DATASET_JSON).is_file():
+        num_classes = len(Dataset.load(cfg.dataset_dir).palette)
+    elif (cfg.output_dir / "classes.json").is_file():
+        num_classes = len(json.loads((cfg.output_dir / "classes.json").read_text(encoding="utf-8")))
+    else:
+        from datatools.errors import InputError
+
+        raise InputError(
+            "dataset not found; the class count comes from its dataset.json (or pass --num-classes)",
+            str(cfg.dataset_dir),
+        )
+    model = build_model(cfg, num_classes)
+    model.summary(print_fn=lambda line, **_: typer.echo(line), line_length=110)
+
+
+@report_errors
+def import_config_cmd(
+    config: Annotated[Path, typer.Argument(help="Original FlexUNet train_eval_infer.config (INI).")],
+    out: Annotated[Path, typer.Argument(help="TOML config to write.")],
+    dataset: Annotated[
+        str | None, typer.Option("--dataset", help="Value for [data] dataset (a defectkit dataset directory).")
+    ] = None,
+    overwrite: Overwrite = False,
+) -> None:
+    """Convert an original FlexUNet INI config to a defectkit TOML config.
+
+    Values are read as Python literals (ast.literal_eval, never eval). Keys with no equivalent are
+    listed here and in OUT's header comments; the rgb_map is kept as a comment for `convert --palette`.
+    """
+    from training.import_config import write_imported
+
+    result = write_imported(config, out, dataset=dataset, overwrite=overwrite)
+    for key, why in result.unmapped:
+        typer.echo(f"not converted: {key}: {why}")
+    typer.echo(f"written: {out}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the training commands to the `defectkit` app."""
+    app.command("train")(train_cmd)
+    app.command("evaluate")(evaluate_cmd)
+    app.command("infer")(infer_cmd)
+    app.command("summary")(summary_cmd)
+    app.command("import-config")(import_config_cmd)

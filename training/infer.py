@@ -1,0 +1,221 @@
+"""`defectkit infer`: segment new images with a trained model.
+
+For every input image OUT gets `masks/<stem>.png` (colorized class mask at the image's size),
+`overlays/<stem>.png` (the mask alpha-blended over the image on defect pixels) and
+`regions/<stem>.json` (class areas in pixels and one box per connected defect region).
+
+Tiled mode is for images larger than the model input: overlapping tiles are predicted and their
+class probabilities blended with a Hann window, so tile borders — where a convolutional network
+sees zero padding — weigh little wherever another tile covers them centrally (no seams; the
+original cut tiles without blending and mis-cropped the last row/column).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from datatools.errors import InputError, Problem
+from datatools.files import IMAGE_EXTENSIONS, ImageReadError, list_images, read_image, to_rgb, write_png
+from datatools.palette import Palette
+from training.config import Config
+
+
+def hann_window(height: int, width: int) -> np.ndarray:
+    """2-D separable Hann weights sampled at pixel centres: strictly positive, largest in the middle."""
+
+    def w1(n: int) -> np.ndarray:
+        return 0.5 - 0.5 * np.cos(2.0 * np.pi * (np.arange(n) + 0.5) / n)
+
+    return np.outer(w1(height), w1(width)).astype(np.float32)
+
+
+def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets covering [0, length) with tiles of `tile` overlapping by ≥ `overlap`; last tile flush."""
+    if length <= tile:
+        return [0]
+    stride = max(1, tile - overlap)
+    starts = list(range(0, length - tile, stride))
+    starts.append(length - tile)
+    return starts
+
+
+def _predict(model: Any, batch: np.ndarray) -> np.ndarray:
+    # A direct call, not predict_on_batch: tile batches vary in size and would retrace the predict function.
+    return np.asarray(model(batch.astype(np.float32), training=False))
+
+
+def predict_plain(model: Any, image: np.ndarray) -> np.ndarray:
+    """Whole image resized to the model input; probabilities resized back to (H, W, K)."""
+    from training.data import prepare_image
+    from training.evaluate import resize_probs
+
+    size = (int(model.input_shape[1]), int(model.input_shape[2]))
+    x = prepare_image(image, size, int(model.input_shape[3]))
+    probs = _predict(model, x[None])[0]
+    return resize_probs(probs, image.shape[0], image.shape[1])
+
+
+def predict_tiled(model: Any, image: np.ndarray, *, tile: int, overlap: int, batch_size: int = 4) -> np.ndarray:
+    """Hann-blended sliding-window probabilities (H, W, K) at the image's own resolution.
+
+    Tiles are `tile`×`tile` image pixels (resized to the model input if that differs); images smaller
+    than a tile are reflect-padded. Every pixel is covered, the last row/column of tiles sits flush
+    with the image border.
+    """
+    from training.data import prepare_image
+    from training.evaluate import resize_probs
+
+    if overlap >= tile:
+        raise InputError(f"--overlap {overlap} must be smaller than --tile {tile}", "--overlap")
+    size = (int(model.input_shape[1]), int(model.input_shape[2]))
+    channels = int(model.input_shape[3])
+    h, w = image.shape[:2]
+    ph, pw = max(0, tile - h), max(0, tile - w)
+    if ph or pw:
+        pad = ((0, ph), (0, pw)) + (((0, 0),) if image.ndim == 3 else ())
+        image = np.pad(image, pad, mode="reflect" if min(h, w) > 1 else "edge")
+    H, W = image.shape[:2]
+    window = hann_window(tile, tile)
+    acc: np.ndarray | None = None
+    weight = np.zeros((H, W), np.float32)
+    boxes = [(y, x) for y in tile_starts(H, tile, overlap) for x in tile_starts(W, tile, overlap)]
+    for i in range(0, len(boxes), batch_size):
+        chunk = boxes[i : i + batch_size]
+        batch = np.stack([prepare_image(image[y : y + tile, x : x + tile], size, channels) for y, x in chunk])
+        probs = _predict(model, batch)
+        for (y, x), p in zip(chunk, probs, strict=True):
+            p = resize_probs(p, tile, tile)
+            if acc is None:
+                acc = np.zeros((H, W, p.shape[-1]), np.float32)
+            acc[y : y + tile, x : x + tile] += p * window[..., None]
+            weight[y : y + tile, x : x + tile] += window
+    assert acc is not None
+    return (acc / weight[..., None])[:h, :w]
+
+
+def overlay(image: np.ndarray, mask: np.ndarray, palette: Palette, alpha: float) -> np.ndarray:
+    """Blend class colours over the image on defect pixels only (background pixels unchanged)."""
+    rgb = to_rgb(image).astype(np.float32)
+    color = palette.colorize(mask).astype(np.float32)
+    defect = (mask > 0)[..., None]
+    out = np.where(defect, (1.0 - alpha) * rgb + alpha * color, rgb)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def regions(mask: np.ndarray, palette: Palette, *, min_area: int = 1) -> list[dict[str, Any]]:
+    """One entry per 8-connected region of each defect class: class, area, box [x, y, width, height]."""
+    import cv2
+
+    out: list[dict[str, Any]] = []
+    for c in palette.classes[1:]:
+        binary = (mask == c.index).astype(np.uint8)
+        if not binary.any():
+            continue
+        n, _, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+        for j in range(1, n):
+            x, y, w, h, area = (int(v) for v in stats[j])
+            if area >= min_area:
+                out.append({"class": c.name, "area": area, "box": [x, y, w, h]})
+    out.sort(key=lambda r: (r["box"][1], r["box"][0], r["class"]))
+    return out
+
+
+def load_palette(config: Config) -> Palette:
+    """The run's palette: `classes.json` saved by train, else the dataset's."""
+    saved = config.output_dir / "classes.json"
+    if saved.is_file():
+        return Palette.from_json(json.loads(saved.read_text(encoding="utf-8")))
+    from datatools.dataset import Dataset
+
+    return Dataset.load(config.dataset_dir).palette
+
+
+def collect_inputs(input_path: Path) -> list[Path]:
+    input_path = Path(input_path)
+    if input_path.is_dir():
+        files = list_images(input_path)
+        if not files:
+            raise InputError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in this folder", str(input_path))
+        return files
+    if input_path.is_file():
+        return [input_path]
+    raise InputError("input file or folder not found", str(input_path))
+
+
+def infer_segmentation(
+    config: Config,
+    input_path: Path,
+    out: Path,
+    *,
+    tiled: bool | None = None,
+    tile: int | None = None,
+    overlap: int | None = None,
+    overwrite: bool = False,
+) -> list[Path]:
+    """Segment a file or folder of images into OUT (written atomically); returns the files written."""
+    from tqdm import tqdm
+
+    from datatools.files import atomic_dir, check_output_target
+    from training.train import load_model
+
+    opts = config.infer
+    tiled = opts["tiled"] if tiled is None else tiled
+    tile = opts["tile"] if tile is None else tile
+    overlap = opts["overlap"] if overlap is None else overlap
+    if tiled and overlap >= tile:
+        raise InputError(f"overlap {overlap} must be smaller than tile {tile}", "--overlap")
+    files = collect_inputs(input_path)
+    check_output_target(out, overwrite=overwrite, inputs=(Path(input_path),))
+    stems = [p.stem for p in files]
+    dupes = sorted({s for s in stems if stems.count(s) > 1})
+    if dupes:
+        raise InputError([Problem(str(input_path), f"several images share the name {s!r}") for s in dupes])
+    palette = load_palette(config)
+    model = load_model(config.output_dir / "model.keras", config)
+    if model.output_shape[-1] != len(palette):
+        raise InputError(f"model predicts {model.output_shape[-1]} classes, palette has {len(palette)}", str(out))
+    problems: list[Problem] = []
+    written: list[Path] = []
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        for path in tqdm(files, desc="infer", unit="img"):
+            try:
+                image = read_image(path)
+            except ImageReadError as e:
+                problems.append(Problem(str(path), str(e)))
+                continue
+            if tiled:
+                probs = predict_tiled(model, image, tile=tile, overlap=overlap)
+            else:
+                probs = predict_plain(model, image)
+            mask = np.argmax(probs, axis=-1).astype(np.uint8)
+            write_png(tmp / "masks" / f"{path.stem}.png", palette.colorize(mask))
+            write_png(tmp / "overlays" / f"{path.stem}.png", overlay(image, mask, palette, opts["alpha"]))
+            info = {
+                "image": str(path),
+                "width": int(image.shape[1]),
+                "height": int(image.shape[0]),
+                "tiled": bool(tiled),
+                "classes": palette.counts(mask),
+                "regions": regions(mask, palette, min_area=opts["min_area"]),
+            }
+            (tmp / "regions").mkdir(exist_ok=True)
+            (tmp / "regions" / f"{path.stem}.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+            written += [
+                out / d / f"{path.stem}{ext}"
+                for d, ext in (("masks", ".png"), ("overlays", ".png"), ("regions", ".json"))
+            ]
+        if problems:
+            raise InputError(problems)
+    return written
+
+
+def infer(config: Config, input_path: Path, out: Path, **options: Any) -> list[Path]:
+    """Dispatch to the model's own `infer` hook when it has one, else segmentation inference."""
+    spec = config.spec
+    if spec.infer is not None:
+        return spec.infer(config, input_path, out, **options)
+    return infer_segmentation(config, input_path, out, **options)
