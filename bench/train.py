@@ -33,8 +33,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
-from datatools.dataset import image_label, make_row, new_info, write_info, write_manifest
-from datatools.files import write_png
+from datatools.dataset import new_info, write_info, write_manifest, write_sample
 from datatools.palette import Palette
 
 CLASSES = ["color", "cut", "fold", "glue", "poke"]
@@ -54,21 +53,9 @@ def generate(root: Path, n: int, size: int, seed: int = 0) -> Path:
         mask[y : y + size // 4, x : x + size // 4] = cls
         image[mask > 0] = 230
         sid = f"s{i:05d}"
-        classes = palette.counts(mask)
         rows.append(
-            make_row(
-                id=sid,
-                image=f"images/{sid}.png",
-                mask=f"masks/{sid}.png",
-                image_sha256=write_png(root / "images" / f"{sid}.png", image),
-                mask_sha256=write_png(root / "masks" / f"{sid}.png", palette.colorize(mask)),
-                width=size,
-                height=size,
-                label=image_label(classes),
-                classes=classes,
-                group=sid,
-                split="train",
-                source={"format": "bench", "image": sid, "mask": sid},
+            write_sample(
+                root, sid, image, mask, palette, split="train", source={"format": "bench", "image": sid, "mask": sid}
             )
         )
     write_manifest(root / "manifest.jsonl", rows)

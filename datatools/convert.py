@@ -18,9 +18,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from datatools.dataset import DATASET_JSON, MANIFEST, image_label, make_row, new_info, write_info, write_manifest
+from datatools.dataset import DATASET_JSON, MANIFEST, new_info, write_info, write_manifest, write_sample
 from datatools.errors import InputError, Problem
-from datatools.files import ImageReadError, atomic_dir, check_output_target, encode_png, read_image, to_rgb, write_bytes
+from datatools.files import ImageReadError, atomic_dir, check_output_target, read_image, to_rgb
 from datatools.palette import Palette
 
 
@@ -98,27 +98,14 @@ def _process(sample: SampleSource, settings: _Settings) -> SampleResult:
         image, mask, ctx = render_sample(sample, settings.palette, keep_gray=settings.keep_gray)
     except InputError as e:
         return SampleResult(sample.id, None, e.problems, [], {})
-    t0 = time.perf_counter()
-    image_png = encode_png(image)
-    mask_png = encode_png(settings.palette.colorize(mask))
-    ctx.add_time("png_encode", time.perf_counter() - t0)
-    image_rel, mask_rel = f"images/{sample.id}.png", f"masks/{sample.id}.png"
-    t0 = time.perf_counter()
-    image_sha = write_bytes(settings.out / image_rel, image_png)
-    mask_sha = write_bytes(settings.out / mask_rel, mask_png)
-    ctx.add_time("write", time.perf_counter() - t0)
-    classes = settings.palette.counts(mask)
-    row = make_row(
-        id=sample.id,
-        image=image_rel,
-        mask=mask_rel,
-        image_sha256=image_sha,
-        mask_sha256=mask_sha,
-        width=int(image.shape[1]),
-        height=int(image.shape[0]),
-        label=image_label(classes, sample.label),
-        classes=classes,
-        group=sample.id,
+    row = write_sample(
+        settings.out,
+        sample.id,
+        image,
+        mask,
+        settings.palette,
+        label=sample.label,
+        timings=ctx.timings,
         source=sample.source,
     )
     return SampleResult(sample.id, row, [], ctx.warnings, ctx.timings)

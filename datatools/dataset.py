@@ -17,7 +17,7 @@ import numpy as np
 
 from datatools import __version__
 from datatools.errors import InputError, Problem
-from datatools.files import atomic_write_text, read_image
+from datatools.files import atomic_write_text, encode_png, read_image, write_bytes
 from datatools.palette import Palette
 
 DATASET_JSON = "dataset.json"
@@ -54,6 +54,51 @@ def make_row(**fields: Any) -> dict[str, Any]:
     for k in sorted(set(fields) - set(ROW_KEYS)):
         row[k] = fields[k]
     return row
+
+
+def write_sample(
+    root: Path,
+    sample_id: str,
+    image: np.ndarray,
+    mask: np.ndarray,
+    palette: Palette,
+    *,
+    label: str | None = None,
+    group: str | None = None,
+    timings: dict[str, float] | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
+    """Write `images/<id>.png` and the colourised `masks/<id>.png` under `root`; return the manifest row.
+
+    `mask` holds class indices. The row's hashes, size, `classes` and `label` come from the pixels;
+    `group` defaults to the id; `fields` supply `source` and, for derived rows, `split`, `parent`, `aug`.
+    `timings`, when given, accumulates the seconds spent in "png_encode" and "write".
+    """
+    import time
+
+    t0 = time.perf_counter()
+    image_png, mask_png = encode_png(image), encode_png(palette.colorize(mask))
+    t1 = time.perf_counter()
+    image_rel, mask_rel = f"images/{sample_id}.png", f"masks/{sample_id}.png"
+    image_sha = write_bytes(Path(root) / image_rel, image_png)
+    mask_sha = write_bytes(Path(root) / mask_rel, mask_png)
+    if timings is not None:
+        timings["png_encode"] = timings.get("png_encode", 0.0) + t1 - t0
+        timings["write"] = timings.get("write", 0.0) + time.perf_counter() - t1
+    classes = palette.counts(mask)
+    return make_row(
+        id=sample_id,
+        image=image_rel,
+        mask=mask_rel,
+        image_sha256=image_sha,
+        mask_sha256=mask_sha,
+        width=int(image.shape[1]),
+        height=int(image.shape[0]),
+        label=image_label(classes, label),
+        classes=classes,
+        group=group or sample_id,
+        **fields,
+    )
 
 
 def image_label(classes: Mapping[str, int], forced: str | None = None) -> str:

@@ -29,9 +29,9 @@ from datatools.dataset import (
     Dataset,
     created_by,
     image_label,
-    make_row,
     write_info,
     write_manifest,
+    write_sample,
 )
 from datatools.errors import InputError, Problem
 from datatools.files import ImageReadError, atomic_dir, check_output_target, encode_png, read_image, write_bytes
@@ -160,21 +160,14 @@ def _write_group(tasks: Sequence[Task], settings: _Settings) -> list[_Result]:
 
 def _write_task(task: Task, parent_image: np.ndarray, parent_mask: np.ndarray, settings: _Settings) -> _Result:
     image, mask = apply_aug(parent_image, parent_mask, task.aug)
-    image_rel, mask_rel = f"images/{task.id}.png", f"masks/{task.id}.png"
-    image_sha = write_bytes(settings.out / image_rel, encode_png(image))
-    mask_sha = write_bytes(settings.out / mask_rel, encode_png(settings.palette.colorize(mask)))
-    classes = settings.palette.counts(mask)
     parent = task.parent
-    row = make_row(
-        id=task.id,
-        image=image_rel,
-        mask=mask_rel,
-        image_sha256=image_sha,
-        mask_sha256=mask_sha,
-        width=int(image.shape[1]),
-        height=int(image.shape[0]),
-        label=derived_label(parent, classes),
-        classes=classes,
+    row = write_sample(
+        settings.out,
+        task.id,
+        image,
+        mask,
+        settings.palette,
+        label=derived_label(parent, settings.palette.counts(mask)),
         group=parent["group"],
         split=parent["split"],
         source=parent["source"],

@@ -12,8 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from datatools.dataset import image_label, make_row, new_info, write_info, write_manifest
-from datatools.files import write_png
+from datatools.dataset import new_info, write_info, write_manifest, write_sample
 from datatools.palette import Palette
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -53,23 +52,15 @@ def build_dataset(
             h, w = native_sizes[n % len(native_sizes)] if native_sizes else size
             image, mask = make_sample(rng, h, w)
             sid = f"{split}/s {n:03d}"
-            classes = palette.counts(mask)
             rows.append(
-                make_row(
-                    id=sid,
-                    image=f"images/{sid}.png",
-                    mask=f"masks/{sid}.png",
-                    image_sha256=write_png(root / "images" / f"{sid}.png", image),
-                    mask_sha256=write_png(root / "masks" / f"{sid}.png", palette.colorize(mask)),
-                    width=w,
-                    height=h,
-                    label=image_label(classes),
-                    classes=classes,
-                    group=sid,
+                write_sample(
+                    root,
+                    sid,
+                    image,
+                    mask,
+                    palette,
                     split=split,
                     source={"format": "synthetic", "image": sid, "mask": sid},
-                    parent=None,
-                    aug=None,
                 )
             )
             n += 1

@@ -12,8 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from datatools.dataset import image_label, make_row, new_info, write_info, write_manifest
-from datatools.files import write_png
+from datatools.dataset import new_info, write_info, write_manifest, write_sample
 from datatools.palette import Palette
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -64,19 +63,13 @@ def build_anomaly_dataset(
             if k >= n_good:
                 image, mask = add_defect(rng, image)
             sid = f"{split}/{'bad' if k >= n_good else 'good'} {k:03d}"
-            classes = palette.counts(mask)
             rows.append(
-                make_row(
-                    id=sid,
-                    image=f"images/{sid}.png",
-                    mask=f"masks/{sid}.png",
-                    image_sha256=write_png(root / "images" / f"{sid}.png", image),
-                    mask_sha256=write_png(root / "masks" / f"{sid}.png", palette.colorize(mask)),
-                    width=size,
-                    height=size,
-                    label=image_label(classes),
-                    classes=classes,
-                    group=sid,
+                write_sample(
+                    root,
+                    sid,
+                    image,
+                    mask,
+                    palette,
                     split=split,
                     source={"format": "synthetic", "image": sid, "mask": sid},
                 )
