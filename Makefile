@@ -54,6 +54,25 @@ demo: install
 	$(DK) demo-data $(BUILD)/demo-data --size 128 --overwrite
 	$(call pipeline,demo,$(BUILD)/demo-data/mvtec/textile)
 
+# The two anomaly detectors (SSIM autoencoder, CAM classifier) on a one-texture demo category (brick),
+# as a real MVTec AD category is one surface; each trains a few minutes on two CPU cores.
+# $(1) = config name in manifests/
+define anomaly
+	$(DK) train manifests/$(1).toml --overwrite --set data.dataset=$(BUILD)/demo-anomaly --set train.output_dir=$(RUNS)/$(1) $(TRAIN_SET)
+	$(DK) evaluate manifests/$(1).toml --set data.dataset=$(BUILD)/demo-anomaly --set train.output_dir=$(RUNS)/$(1) $(TRAIN_SET)
+	$(DK) infer manifests/$(1).toml $(BUILD)/demo-anomaly-folders/test/images $(RUNS)/$(1)/infer --overwrite --set data.dataset=$(BUILD)/demo-anomaly --set train.output_dir=$(RUNS)/$(1) $(TRAIN_SET)
+endef
+
+demo-anomaly: install
+	$(DK) demo-data $(BUILD)/demo-anomaly-data --size 128 --textures brick --overwrite
+	$(DK) convert mvtec $(BUILD)/demo-anomaly-data/mvtec/textile $(BUILD)/demo-anomaly --good all --overwrite --workers $(WORKERS)
+	$(DK) split $(BUILD)/demo-anomaly --seed 137
+	$(DK) export $(BUILD)/demo-anomaly $(BUILD)/demo-anomaly-folders --overwrite
+	$(call anomaly,demo-ssim-ae)
+	$(call anomaly,demo-cam)
+	@echo "Evaluation: $(RUNS)/demo-ssim-ae/evaluation.json $(RUNS)/demo-cam/evaluation.json"
+	@echo "Heatmaps, masks, overlays: $(RUNS)/demo-ssim-ae/infer $(RUNS)/demo-cam/infer"
+
 mvtec-leather: install
 	$(call pipeline,mvtec-leather,$(if $(MVTEC_ROOT),$(MVTEC_ROOT)/leather))
 

@@ -26,6 +26,20 @@ def demo_data(
             "into FOLDER, e.g. a leather-like layout: color=stain,cut,fold=crack,glue=stain,poke"
         ),
     ] = "crack,cut,poke,scratch,stain",
+    textures: Annotated[
+        str,
+        typer.Option(
+            help="Photographs the MVTec category is cut from, comma-separated subset of brick,grass,gravel. "
+            "One texture (e.g. brick) makes a category like a real MVTec AD one, which an autoencoder needs."
+        ),
+    ] = "brick,grass,gravel",
+    variety: Annotated[
+        str | None,
+        typer.Option(
+            help="MVTec surface variety: 'full' (any angle, six tints) or 'mild' (±10°, one tint). "
+            "Default: mild when --textures leaves a texture out, full otherwise."
+        ),
+    ] = None,
     overwrite: Overwrite = False,
 ) -> None:
     """Generate the built-in demo data: an MVTec AD category, a Supervisely project and a NEU-Seg-style set.
@@ -42,12 +56,22 @@ def demo_data(
     2 patches, 3 scratches)
 
     Example: defectkit demo-data build/demo-src && defectkit convert mvtec build/demo-src/mvtec/textile build/demo
+
+    One-texture category for the anomaly detectors: defectkit demo-data build/anomaly-src --textures brick
     """
     from datatools.demo import MvtecCounts, generate_demo
 
     counts = MvtecCounts(train_good=train_good, test_good=test_good, per_defect=per_defect)
     summary = generate_demo(
-        out, seed=seed, size=size, overwrite=overwrite, mvtec_counts=counts, category=category, defects=defects
+        out,
+        seed=seed,
+        size=size,
+        overwrite=overwrite,
+        mvtec_counts=counts,
+        category=category,
+        defects=defects,
+        textures=textures,
+        variety=variety,
     )
     n_mv = sum(summary.mvtec.images.values())
     n_obj = sum(summary.supervisely_objects.values())

@@ -19,9 +19,16 @@ from pathlib import Path
 
 from datatools.demo.defects import DEFECTS, apply_defect, get_defect
 from datatools.demo.indexed import NEU_CLASSES, NeuCounts, write_neu_seg
-from datatools.demo.mvtec import DEFAULT_CATEGORY, MvtecCounts, MvtecSummary, parse_defects, write_mvtec_category
+from datatools.demo.mvtec import (
+    DEFAULT_CATEGORY,
+    MvtecCounts,
+    MvtecSummary,
+    parse_defects,
+    parse_textures,
+    write_mvtec_category,
+)
 from datatools.demo.supervisely import CLASSES, SuperviselyCounts, write_supervisely_project
-from datatools.demo.textures import TEXTURES, sample_texture
+from datatools.demo.textures import TEXTURES, VARIETIES, sample_texture
 from datatools.errors import InputError, Problem
 from datatools.files import atomic_dir, check_output_target, write_bytes
 
@@ -29,6 +36,7 @@ __all__ = [
     "DEFAULT_CATEGORY",
     "DEFECTS",
     "TEXTURES",
+    "VARIETIES",
     "DemoSummary",
     "MvtecCounts",
     "NeuCounts",
@@ -37,6 +45,7 @@ __all__ = [
     "generate_demo",
     "get_defect",
     "parse_defects",
+    "parse_textures",
     "sample_texture",
 ]
 
@@ -94,6 +103,8 @@ def generate_demo(
     neu_counts: NeuCounts = NeuCounts(),
     category: str = DEFAULT_CATEGORY,
     defects: str | Sequence[str] | Mapping[str, str] = tuple(DEFECTS),
+    textures: str | Sequence[str] = TEXTURES,
+    variety: str | None = None,
     progress: bool = True,
 ) -> DemoSummary:
     """Write the demo MVTec category, Supervisely project and NEU-Seg-style set into `out` (atomically).
@@ -101,6 +112,10 @@ def generate_demo(
     `category` names the MVTec category folder and `defects` its `test/` folders (see
     `datatools.demo.mvtec.parse_defects`; e.g. "color=stain,cut,fold=crack,glue=stain,poke" for a
     leather-like layout). `size` applies to the MVTec and Supervisely images (NEU-Seg is 200×200).
+    `textures` restricts the MVTec category to some of brick, grass, gravel (e.g. "brick": one surface,
+    as in a real MVTec AD category, which an autoencoder trained on good images needs); `variety` is
+    "full" or "mild" (see `sample_texture`), by default "mild" when `textures` is a strict subset and
+    "full" otherwise, so the default output never changes. The other two sets always use every texture.
     Raises `InputError` if `out` exists and `overwrite` is false, `size` is below 64, or a name is bad.
     """
     out = Path(out)
@@ -113,12 +128,28 @@ def generate_demo(
         parse_defects(defects)
     except InputError as e:
         problems += e.problems
+    names: tuple[str, ...] = TEXTURES
+    try:
+        names = parse_textures(textures)
+    except InputError as e:
+        problems += e.problems
+    if variety is None:
+        variety = "full" if set(names) == set(TEXTURES) else "mild"
+    elif variety not in VARIETIES:
+        problems.append(Problem("--variety", f"unknown variety {variety!r}; valid: {', '.join(VARIETIES)}"))
     if problems:
         raise InputError(problems)
     check_output_target(out, overwrite=overwrite)
     with atomic_dir(out, overwrite=overwrite) as tmp:
         mv = write_mvtec_category(
-            tmp / "mvtec" / category, seed=seed, size=size, counts=mvtec_counts, defects=defects, progress=progress
+            tmp / "mvtec" / category,
+            seed=seed,
+            size=size,
+            counts=mvtec_counts,
+            defects=defects,
+            textures=names,
+            variety=variety,
+            progress=progress,
         )
         sly = write_supervisely_project(
             tmp / "supervisely", seed=seed, size=size, counts=supervisely_counts, progress=progress

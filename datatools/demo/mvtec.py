@@ -24,7 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from datatools.demo.defects import DEFECTS, get_defect
-from datatools.demo.textures import TEXTURES, sample_texture
+from datatools.demo.textures import TEXTURES, VARIETIES, sample_texture
 from datatools.errors import InputError, Problem
 from datatools.files import write_png
 
@@ -64,11 +64,11 @@ def run_jobs(fn: Callable, jobs: Sequence, *, desc: str, progress: bool) -> Iter
 
 
 def make_defect_sample(
-    rng: np.random.Generator, defect: str, size: int, textures: Sequence[str] = TEXTURES
+    rng: np.random.Generator, defect: str, size: int, textures: Sequence[str] = TEXTURES, variety: str = "full"
 ) -> tuple[np.ndarray, np.ndarray]:
     """One MVTec test sample: (RGB image, bool mask) with 1 (70 %) or 2 instances of `defect`."""
     fn = get_defect(defect)
-    image = sample_texture(rng, size, names=textures)
+    image = sample_texture(rng, size, names=textures, variety=variety)
     mask = np.zeros(image.shape[:2], bool)
     for _ in range(1 if rng.random() < 0.7 else 2):
         image, m = fn(image, rng)
@@ -103,6 +103,21 @@ def parse_defects(spec: str | Sequence[str] | Mapping[str, str]) -> dict[str, st
     return out
 
 
+def parse_textures(spec: str | Sequence[str]) -> tuple[str, ...]:
+    """The photographs a category is cut from: `"brick"`, `"brick,gravel"` or a list; order and repeats ignored.
+
+    Returned in `TEXTURES` order, so `"gravel,brick,grass"` is the default set. Raises `InputError`
+    naming every unknown name.
+    """
+    items = [t.strip() for t in spec.split(",")] if isinstance(spec, str) else [str(t).strip() for t in spec]
+    items = [t for t in items if t]
+    unknown = [t for t in items if t not in TEXTURES]
+    if unknown or not items:
+        reasons = [f"unknown texture {t!r}; valid names: {', '.join(TEXTURES)}" for t in unknown]
+        raise InputError([Problem("--textures", r) for r in reasons or ["no texture given"]])
+    return tuple(t for t in TEXTURES if t in items)
+
+
 def write_mvtec_category(
     root: Path,
     *,
@@ -111,6 +126,7 @@ def write_mvtec_category(
     counts: MvtecCounts = MvtecCounts(),
     defects: str | Sequence[str] | Mapping[str, str] = tuple(DEFECTS),
     textures: Sequence[str] = TEXTURES,
+    variety: str = "full",
     progress: bool = True,
 ) -> MvtecSummary:
     """Generate the category into `root` (created). Deterministic for a given seed and arguments.
@@ -118,7 +134,10 @@ def write_mvtec_category(
     `defects` names the `test/` folders and the defect drawn in each (see `parse_defects`), e.g.
     `{"color": "stain", "cut": "cut", "fold": "crack", "glue": "stain", "poke": "poke"}` for a
     leather-like layout. Each folder's images depend only on (seed, folder name, index).
+    `textures` and `variety` choose the surfaces (see `sample_texture`).
     """
+    if variety not in VARIETIES:
+        raise ValueError(f"unknown variety {variety!r}; valid: {', '.join(VARIETIES)}")
     root = Path(root)
     folders = parse_defects(defects)
     jobs: list[tuple[str, str | None, int]] = [("train/good", None, i) for i in range(counts.train_good)]
@@ -131,9 +150,9 @@ def write_mvtec_category(
         rng = sample_rng(seed, folder, i)
         stem = f"{i:03d}"
         if defect is None:
-            write_png(root / folder / f"{stem}.png", sample_texture(rng, size, names=textures))
+            write_png(root / folder / f"{stem}.png", sample_texture(rng, size, names=textures, variety=variety))
         else:
-            image, mask = make_defect_sample(rng, folders[defect], size, textures)
+            image, mask = make_defect_sample(rng, folders[defect], size, textures, variety)
             write_png(root / folder / f"{stem}.png", image)
             write_png(root / "ground_truth" / defect / f"{stem}_mask.png", mask.astype(np.uint8) * 255)
         return folder

@@ -14,6 +14,8 @@ import cv2
 import numpy as np
 
 TEXTURES: tuple[str, ...] = ("brick", "grass", "gravel")
+# "full": any angle, 35–70 % crops, six tints (a mixed bag of surfaces); "mild": one product's look.
+VARIETIES: tuple[str, ...] = ("full", "mild")
 
 # Material tints (RGB gains applied to the grayscale photograph): beige, slate, rust, olive, sand, grey-blue.
 TINTS: tuple[tuple[float, float, float], ...] = (
@@ -44,21 +46,28 @@ def sample_texture(
     *,
     names: Sequence[str] = TEXTURES,
     color: bool = True,
+    variety: str = "full",
 ) -> np.ndarray:
     """A fresh surface: H×W×3 RGB uint8 (or H×W when `color=False`) cut from one of `names`.
 
     A square of 35–70 % of the photograph's side is taken at a random angle and position (always fully
     inside the photograph, so there are no border artefacts), resized to `size`, optionally mirrored,
     then given a random contrast/brightness and, in colour, one of `TINTS` with a little jitter.
+
+    `variety="mild"` makes the surfaces look like one product, as a real MVTec AD category does: a
+    crop of 45–60 % of the side, turned by at most ±10°, always in the first tint (still jittered).
     """
+    if variety not in VARIETIES:
+        raise ValueError(f"unknown variety {variety!r}; valid: {', '.join(VARIETIES)}")
+    mild = variety == "mild"
     h, w = (size, size) if isinstance(size, int) else size
     name = names[int(rng.integers(len(names)))]
     src = load_texture(name)
     side = src.shape[0]
-    crop = rng.uniform(0.35, 0.70) * side
+    crop = (rng.uniform(0.45, 0.60) if mild else rng.uniform(0.35, 0.70)) * side
     half_diag = crop / np.sqrt(2.0)
     cx, cy = rng.uniform(half_diag, side - half_diag, size=2)
-    angle = rng.uniform(0.0, 360.0)
+    angle = rng.uniform(-10.0, 10.0) if mild else rng.uniform(0.0, 360.0)
     scale = max(h, w) / crop
     # Map output pixel (u, v) to the rotated square centred on (cx, cy): rotate about the output centre.
     m = cv2.getRotationMatrix2D((w / 2.0, h / 2.0), angle, 1.0 / scale)
@@ -70,7 +79,8 @@ def sample_texture(
     contrast = rng.uniform(0.8, 1.2)
     brightness = rng.uniform(-15.0, 15.0)
     gray = (gray - gray.mean()) * contrast + gray.mean() + brightness
-    tint = np.asarray(TINTS[int(rng.integers(len(TINTS)))], dtype=np.float32)
+    tint_index = int(rng.integers(len(TINTS)))
+    tint = np.asarray(TINTS[0 if mild else tint_index], dtype=np.float32)
     tint = tint * rng.uniform(0.95, 1.05, size=3).astype(np.float32)
     if not color:
         return np.clip(np.rint(gray), 0, 255).astype(np.uint8)

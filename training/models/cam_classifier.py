@@ -99,7 +99,10 @@ def build_cam_classifier(
                     base_filters * 2**b, 3, padding="same", use_bias=not batch_norm, name=f"conv{b + 1}_{j + 1}"
                 )(x)
                 if batch_norm:
-                    x = layers.BatchNormalization(name=f"bn{b + 1}_{j + 1}")(x)
+                    # momentum 0.9, not Keras' 0.99: a short run has only a few hundred steps, and with 0.99
+                    # the moving statistics that validation, thresholds and evaluation use stay near their
+                    # initial values (mean 0, variance 1), so the model collapses to one class there.
+                    x = layers.BatchNormalization(momentum=0.9, name=f"bn{b + 1}_{j + 1}")(x)
                 x = layers.Activation("relu")(x)
     else:
         raise ValueError(f"unknown backbone {backbone!r}; valid: {', '.join(BACKBONES)}")

@@ -272,3 +272,51 @@ def test_demo_data_converts_exactly(tmp_path: Path) -> None:
         truth = read_image(tmp_path / "src/mvtec/textile/ground_truth" / defect / f"{stem}_mask.png") == 255
         assert np.array_equal(ds.read_mask(row) == ds.palette.names.index(defect), truth)
         assert np.array_equal(ds.read_mask(row) > 0, truth)
+
+
+def test_cli_textures_restricts_the_mvtec_category(tmp_path: Path) -> None:
+    """--textures brick: every MVTec image is cut from brick, in the mild variety (one tint, ±10°)."""
+    small = ["--size", "64", "--train-good", "6", "--test-good", "1", "--per-defect", "1", "--seed", "9"]
+    runner = CliRunner()
+    assert runner.invoke(app, ["demo-data", str(tmp_path / "b"), "--textures", "brick", *small]).exit_code == 0
+    cat = tmp_path / "b/mvtec/textile"
+    for i in range(6):
+        expected = sample_texture(sample_rng(9, "train/good", i), 64, names=("brick",), variety="mild")
+        assert np.array_equal(read_image(cat / f"train/good/{i:03d}.png"), expected)
+
+    # One tint: the red/blue balance of every image stays near the first tint's (1.10 / 0.82), where the
+    # full variety spreads over six tints.
+    def rb(path: Path) -> float:
+        img = read_image(path).astype(float)
+        return img[..., 0].mean() / img[..., 2].mean()
+
+    mild = [rb(p) for p in sorted(cat.glob("train/good/*.png"))]
+    assert all(1.2 < r < 1.5 for r in mild), mild
+    # Defect images use the same surfaces; masks are still written.
+    assert len(list(cat.glob("ground_truth/*/*_mask.png"))) == 5
+
+    # --variety full keeps every angle and tint but only brick.
+    full = runner.invoke(app, ["demo-data", str(tmp_path / "f"), "--textures", "brick", "--variety", "full", *small])
+    assert full.exit_code == 0, full.output
+    expected = sample_texture(sample_rng(9, "train/good", 0), 64, names=("brick",))
+    assert np.array_equal(read_image(tmp_path / "f/mvtec/textile/train/good/000.png"), expected)
+
+    # All three textures, in any order, is the default output byte for byte.
+    assert runner.invoke(app, ["demo-data", str(tmp_path / "d"), *small]).exit_code == 0
+    assert (
+        runner.invoke(app, ["demo-data", str(tmp_path / "o"), "--textures", "gravel,brick,grass", *small]).exit_code
+        == 0
+    )
+    assert tree_hashes(tmp_path / "d") == tree_hashes(tmp_path / "o")
+    assert tree_hashes(tmp_path / "d/mvtec") != tree_hashes(tmp_path / "b/mvtec")
+    # Only the MVTec category changes: the Supervisely project is the default one.
+    assert tree_hashes(tmp_path / "d/supervisely") == tree_hashes(tmp_path / "b/supervisely")
+
+
+def test_cli_textures_reports_every_bad_name(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["demo-data", str(tmp_path / "x"), "--textures", "brick,wood,sand", "--variety", "wild"]
+    )
+    assert result.exit_code == 1 and not (tmp_path / "x").exists() and "Traceback" not in result.output
+    assert "unknown texture 'wood'; valid names: brick, grass, gravel" in result.output
+    assert "'sand'" in result.output and "--variety" in result.output and "3 problems" in result.output
