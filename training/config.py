@@ -154,7 +154,7 @@ class Config:
         return self.sections["train"]
 
     @property
-    def eval(self) -> dict[str, Any]:
+    def evaluation(self) -> dict[str, Any]:
         return self.sections["eval"]
 
     @property

@@ -97,7 +97,7 @@ def evaluate_segmentation(config: Config, split: str | None = None, *, batch_siz
     from training.metrics import confusion_matrix, scores_from_confusion
     from training.train import load_model
 
-    split = split or config.eval["split"]
+    split = split or config.evaluation["split"]
     out = config.output_dir
     dataset = Dataset.load(config.dataset_dir)
     rows = split_rows(dataset, split)
@@ -110,7 +110,7 @@ def evaluate_segmentation(config: Config, split: str | None = None, *, batch_siz
         raise InputError(
             f"model predicts {model.output_shape[-1]} classes but the dataset has {k}", str(out / "model.keras")
         )
-    bs = batch_size or config.eval["batch_size"] or config.train["batch_size"]
+    bs = batch_size or config.evaluation["batch_size"] or config.train["batch_size"]
     images = make_image_dataset(
         [str(dataset.root / r["image"]) for r in rows], image_size=input_size, batch_size=bs, channels=channels
     )
@@ -158,5 +158,5 @@ def evaluate(config: Config, split: str | None = None) -> dict:
     """Dispatch to the model's own `evaluate` hook when it has one, else the segmentation evaluator."""
     spec = config.spec
     if spec.evaluate is not None:
-        return spec.evaluate(config, split or config.eval["split"])
+        return spec.evaluate(config, split or config.evaluation["split"])
     return evaluate_segmentation(config, split)

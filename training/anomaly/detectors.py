@@ -95,7 +95,7 @@ class SSIMDetector:
         self.bg_mask = m["bg_mask"]
         self.radius = int(m["opening_radius"])
         self.min_area = int(config.infer.get("min_area", 1))
-        self.batch = max(1, int(config.eval.get("batch_size") or config.train["batch_size"]))
+        self.batch = max(1, int(config.evaluation.get("batch_size") or config.train["batch_size"]))
         self.thresholds = thresholds or {}
 
     def reconstruct(self, x: np.ndarray) -> np.ndarray:

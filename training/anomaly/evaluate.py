@@ -111,7 +111,7 @@ def evaluate_cam(config: Config, split: str) -> dict:
     detector = load_detector(config)
     assert isinstance(detector, CAMDetector)
     labels, scores, ious = [], [], []
-    bs = max(1, config.eval["batch_size"] or config.train["batch_size"])
+    bs = max(1, config.evaluation["batch_size"] or config.train["batch_size"])
     for i in tqdm(range(0, len(rows), bs), desc=f"evaluate {split}", unit="batch"):
         chunk = rows[i : i + bs]
         for row, det in zip(chunk, detector.detect_batch([dataset.read_image(r) for r in chunk]), strict=True):
