@@ -12,14 +12,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from datatools.errors import InputError, Problem
-from datatools.files import atomic_write_text, write_bytes
+from datatools.files import atomic_write_text
 from training.config import Config
 
 EPS = 1e-7
@@ -49,43 +47,6 @@ def evaluation_csv(result: dict[str, Any]) -> str:
 
 def _fmt(v: float | None) -> str:
     return "" if v is None else f"{v:.6f}"
-
-
-def plot_confusion(cm: np.ndarray, class_names: Sequence[str], path: Path) -> None:
-    """Row-normalised confusion matrix with pixel counts, as a PNG (matplotlib, Agg backend)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    cm = np.asarray(cm, dtype=np.float64)
-    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-    k = len(class_names)
-    fig = Figure(figsize=(1.2 + 0.9 * k, 1.0 + 0.8 * k), dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
-    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(k), labels=class_names, rotation=45, ha="right")
-    ax.set_yticks(range(k), labels=class_names)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("ground truth")
-    for i in range(k):
-        for j in range(k):
-            ax.text(
-                j,
-                i,
-                f"{norm[i, j]:.2f}\n{int(cm[i, j])}",
-                ha="center",
-                va="center",
-                fontsize=7,
-                color="white" if norm[i, j] > 0.5 else "black",
-            )
-    fig.colorbar(im, ax=ax, fraction=0.046)
-    ax.set_title("confusion matrix (rows normalised)")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    tmp = path.with_name(f".{path.name}.tmp")
-    write_bytes(tmp, buf.getvalue())
-    tmp.replace(path)
 
 
 def evaluate_segmentation(config: Config, split: str | None = None, *, batch_size: int | None = None) -> dict:
@@ -150,6 +111,8 @@ def evaluate_segmentation(config: Config, split: str | None = None, *, batch_siz
     result["model"] = str(out / "model.keras")
     atomic_write_text(out / "evaluation.json", json.dumps(result, indent=2) + "\n")
     atomic_write_text(out / "evaluation.csv", evaluation_csv(result))
+    from datatools.report.plots import plot_confusion
+
     plot_confusion(cm, dataset.palette.names, out / "confusion_matrix.png")
     return result
 

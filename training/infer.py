@@ -135,11 +135,16 @@ def load_palette(config: Config) -> Palette:
 
 
 def collect_inputs(input_path: Path) -> list[Path]:
+    """The images of a file or folder; outputs are named by stem, so two images sharing one are an error."""
     input_path = Path(input_path)
     if input_path.is_dir():
         files = list_images(input_path)
         if not files:
             raise InputError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in this folder", str(input_path))
+        stems = [p.stem for p in files]
+        dupes = sorted({s for s in stems if stems.count(s) > 1})
+        if dupes:
+            raise InputError([Problem(str(input_path), f"several images share the name {s!r}") for s in dupes])
         return files
     if input_path.is_file():
         return [input_path]
@@ -170,10 +175,6 @@ def infer_segmentation(
         raise InputError(f"overlap {overlap} must be smaller than tile {tile}", "--overlap")
     files = collect_inputs(input_path)
     check_output_target(out, overwrite=overwrite, inputs=(Path(input_path),))
-    stems = [p.stem for p in files]
-    dupes = sorted({s for s in stems if stems.count(s) > 1})
-    if dupes:
-        raise InputError([Problem(str(input_path), f"several images share the name {s!r}") for s in dupes])
     palette = load_palette(config)
     model = load_model(config.output_dir / "model.keras", config)
     if model.output_shape[-1] != len(palette):

@@ -10,6 +10,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from datatools.files import write_bytes
+
 
 def _figure(width: float, height: float) -> Figure:
     fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
@@ -18,8 +20,16 @@ def _figure(width: float, height: float) -> Figure:
 
 
 def _save(fig: Figure, path: Path) -> None:
+    """Render to PNG and write it through a temporary sibling, renamed into place."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", metadata={"Software": None})
+    tmp = path.with_name(f".{path.name}.tmp")
+    write_bytes(tmp, buf.getvalue())
+    tmp.replace(path)
 
 
 LR_COLUMNS = ("learning_rate", "lr")

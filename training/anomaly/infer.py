@@ -51,10 +51,6 @@ def infer_anomaly(
 
     files = collect_inputs(input_path)
     check_output_target(out, overwrite=overwrite, inputs=(Path(input_path),))
-    stems = [p.stem for p in files]
-    dupes = sorted({s for s in stems if stems.count(s) > 1})
-    if dupes:
-        raise InputError([Problem(str(input_path), f"several images share the name {s!r}") for s in dupes])
     detector = load_detector(config)
     threshold = float(detector.thresholds["image"]["value"])
     alpha = float(config.infer.get("alpha", 0.5))
