@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
 import shutil
 import tempfile
@@ -23,10 +24,12 @@ class ImageReadError(ValueError):
     """A file that is missing, unreadable or not a decodable 8-bit image."""
 
 
-def read_image(path: Path, *, gray: bool = False) -> np.ndarray:
+def read_image(path: Path, *, gray: bool = False, exif: bool = True) -> np.ndarray:
     """Decode an image file to uint8: H×W (grayscale) or H×W×3 RGB. Alpha is dropped.
 
-    `gray=True` returns the file's luminance (as OpenCV computes it) for masks.
+    `gray=True` returns the file's luminance (as OpenCV computes it) for masks. The EXIF orientation
+    tag is applied (`exif=True`), as annotation tools, the Supervisely SDK and `cv2.imread` show the
+    picture: a phone photo stored sideways comes out the way it was labelled.
     """
     try:
         data = np.fromfile(path, dtype=np.uint8)
@@ -49,7 +52,48 @@ def read_image(path: Path, *, gray: bool = False) -> np.ndarray:
             img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
         else:
             img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    if exif:
+        img = apply_orientation(img, exif_orientation(data))
     return img
+
+
+_EXIF_MAGIC = (b"\xff\xd8", b"II*\x00", b"MM\x00*")
+
+
+def exif_orientation(data: bytes | np.ndarray) -> int:
+    """The EXIF orientation tag (1…8) of an encoded image, 1 when absent or unreadable."""
+    raw = data.tobytes() if isinstance(data, np.ndarray) else bytes(data)
+    is_png_exif = raw.startswith(b"\x89PNG") and b"eXIf" in raw
+    is_webp = raw[:4] == b"RIFF" and raw[8:12] == b"WEBP"
+    if not (raw.startswith(_EXIF_MAGIC) or is_png_exif or is_webp):
+        return 1
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(raw)) as im:
+            value = int(im.getexif().get(0x0112, 1))
+    except Exception:  # a broken EXIF block must not make a decodable image unreadable
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+def apply_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
+    """Turn pixels stored with EXIF `orientation` into the upright picture (as PIL's exif_transpose)."""
+    if orientation == 2:
+        img = img[:, ::-1]
+    elif orientation == 3:
+        img = img[::-1, ::-1]
+    elif orientation == 4:
+        img = img[::-1]
+    elif orientation == 5:
+        img = img.swapaxes(0, 1)
+    elif orientation == 6:
+        img = np.rot90(img, -1)
+    elif orientation == 7:
+        img = img[::-1, ::-1].swapaxes(0, 1)
+    elif orientation == 8:
+        img = np.rot90(img, 1)
+    return np.ascontiguousarray(img)
 
 
 def encode_png(image: np.ndarray) -> bytes:
