@@ -1,4 +1,4 @@
-"""Training commands of `defectkit`: train, evaluate, infer, summary, import-config.
+"""Training commands of `defectkit`: train, evaluate, infer, summary, import-config, report.
 
 TensorFlow is imported inside the commands, never at module import, so `defectkit --help` stays fast.
 """
@@ -52,7 +52,7 @@ def train_cmd(
     Ctrl-C stops training and keeps the best model so far.
     """
     _quiet_tf()
-    from training.train import train
+    from training.pipelines import train
 
     cfg = _load(config, set_)
     out = train(cfg, resume=resume, overwrite=overwrite)
@@ -76,7 +76,7 @@ def evaluate_cmd(
     (ssim_ae) or box IoU (cam_classifier).
     """
     _quiet_tf()
-    from training.evaluate import evaluate
+    from training.pipelines import evaluate
 
     cfg = _load(config, set_)
     result = evaluate(cfg, split)
@@ -121,7 +121,7 @@ def infer_cmd(
     (255 = defect), regions/<name>.json holds score, threshold, anomalous and boxes; --tiled is ignored.
     """
     _quiet_tf()
-    from training.infer import infer
+    from training.pipelines import infer
 
     cfg = _load(config, set_)
     written = infer(cfg, input, out, tiled=tiled, tile=tile, overlap=overlap, overwrite=overwrite)
@@ -150,7 +150,7 @@ def summary_cmd(
     import json
 
     from datatools.dataset import DATASET_JSON, Dataset
-    from training.models import build_model
+    from training.models.registry import build_model
 
     cfg = _load(config, set_)
     if num_classes is not None:
@@ -192,6 +192,36 @@ def import_config_cmd(
     typer.echo(f"written: {out}")
 
 
+@report_errors
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="Training run folder (train.output_dir of the config).")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Report folder to write (default: RUN_DIR/report).")
+    ] = None,
+    samples: Annotated[int, typer.Option(min=1, help="Test samples shown as image | ground truth | prediction.")] = 8,
+    predict: Annotated[
+        bool, typer.Option("--predict/--no-predict", help="Predict the samples with RUN_DIR/model.keras (TensorFlow).")
+    ] = True,
+    infer_dir: Annotated[
+        Path | None, typer.Option("--infer", help="Also show the PNGs written by `defectkit infer` into this folder.")
+    ] = None,
+    overwrite: Overwrite = False,
+) -> None:
+    """Write an HTML report of a training run: scores, test predictions, curves, epoch strips, dataset stats.
+
+    Reads what train/evaluate left in RUN_DIR (config.toml, history.csv, evaluation.json, model.keras,
+    epoch_NNN/ strips) and the dataset named in config.toml; a missing piece shows as "not available".
+    The output folder is self-contained (report.html + assets/), so it can be copied or zipped as is.
+    A previous report in the same folder is replaced.
+
+    Example: defectkit report runs/demo && xdg-open runs/demo/report/report.html
+    """
+    from training.report import build_report
+
+    path = build_report(run_dir, out, samples=samples, predict=predict, infer_dir=infer_dir, overwrite=overwrite)
+    typer.echo(f"report: {path}")
+
+
 def register(app: typer.Typer) -> None:
     """Add the training commands to the `defectkit` app."""
     app.command("train")(train_cmd)
@@ -199,3 +229,4 @@ def register(app: typer.Typer) -> None:
     app.command("infer")(infer_cmd)
     app.command("summary")(summary_cmd)
     app.command("import-config")(import_config_cmd)
+    app.command("report")(report)

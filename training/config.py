@@ -23,60 +23,12 @@ from typing import Any
 
 from datatools.errors import InputError, Problem
 from datatools.files import atomic_write_text
+from training.schema import Key, as_key
 
 LOSSES = ("categorical_crossentropy", "dice", "focal", "ce_dice")
 METRICS = ("dice_coef_multiclass", "mean_iou", "per_class_iou", "accuracy")
 STRATEGIES = ("auto", "mirrored", "multi_worker")
 OPTIMIZERS = ("adam", "adamw")
-
-
-@dataclass(frozen=True)
-class Key:
-    """Schema of one config key.
-
-    `kind` is one of "bool", "int", "float", "str", "path", "list[int]", "list[float]", "list[str]";
-    when None it is inferred from `default`. `optional` allows the key to be absent/None (omitted when
-    the config is written, TOML has no null). `length` fixes a list's length (`image_size` = 2).
-    """
-
-    default: Any = None
-    kind: str | None = None
-    optional: bool = False
-    required: bool = False
-    choices: tuple[Any, ...] = ()
-    min: float | None = None
-    max: float | None = None
-    length: int | None = None
-    help: str = ""
-
-    def resolved_kind(self) -> str:
-        if self.kind:
-            return self.kind
-        return _infer_kind(self.default)
-
-
-def _infer_kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float):
-        return "float"
-    if isinstance(value, str):
-        return "str"
-    if isinstance(value, list | tuple):
-        inner = _infer_kind(value[0]) if value else "str"
-        return f"list[{inner}]"
-    raise TypeError(f"cannot infer a config type from default {value!r}; use training.config.Key(kind=...)")
-
-
-def as_key(value: Any) -> Key:
-    """A `Key` from a schema entry that may be a bare default."""
-    if isinstance(value, Key):
-        return value
-    length = len(value) if isinstance(value, list | tuple) and value else None
-    default = list(value) if isinstance(value, tuple) else value
-    return Key(default=default, length=length)
 
 
 # The generic schema. `[model]` gets `name` here plus the chosen model's `ModelSpec.defaults`.
@@ -176,7 +128,7 @@ class Config:
 
     @property
     def spec(self) -> Any:
-        from training.models import get_spec
+        from training.models.registry import get_spec
 
         return get_spec(self.model["name"], source=str(self.path))
 
@@ -301,7 +253,7 @@ def config_from_dict(
 def _schema_for(
     model_name: Any, src: str, raw_model_keys: Iterable[str]
 ) -> tuple[dict[str, dict[str, Key]], list[Problem]]:
-    from training.models import get_spec
+    from training.models.registry import get_spec
 
     schema = {s: dict(keys) for s, keys in SCHEMA.items()}
     try:

@@ -1,4 +1,4 @@
-"""Demo commands: `demo-data` (generate the built-in datasets) and `report` (HTML report of a run)."""
+"""Demo command: `demo-data` (generate the built-in datasets)."""
 
 from __future__ import annotations
 
@@ -91,36 +91,5 @@ def demo_data(
     )
 
 
-@report_errors
-def report(
-    run_dir: Annotated[Path, typer.Argument(help="Training run folder (train.output_dir of the config).")],
-    out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Report folder to write (default: RUN_DIR/report).")
-    ] = None,
-    samples: Annotated[int, typer.Option(min=1, help="Test samples shown as image | ground truth | prediction.")] = 8,
-    predict: Annotated[
-        bool, typer.Option("--predict/--no-predict", help="Predict the samples with RUN_DIR/model.keras (TensorFlow).")
-    ] = True,
-    infer_dir: Annotated[
-        Path | None, typer.Option("--infer", help="Also show the PNGs written by `defectkit infer` into this folder.")
-    ] = None,
-    overwrite: Overwrite = False,
-) -> None:
-    """Write an HTML report of a training run: scores, test predictions, curves, epoch strips, dataset stats.
-
-    Reads what train/evaluate left in RUN_DIR (config.toml, history.csv, evaluation.json, model.keras,
-    epoch_NNN/ strips) and the dataset named in config.toml; a missing piece shows as "not available".
-    The output folder is self-contained (report.html + assets/), so it can be copied or zipped as is.
-    A previous report in the same folder is replaced.
-
-    Example: defectkit report runs/demo && xdg-open runs/demo/report/report.html
-    """
-    from datatools.report import build_report
-
-    path = build_report(run_dir, out, samples=samples, predict=predict, infer_dir=infer_dir, overwrite=overwrite)
-    typer.echo(f"report: {path}")
-
-
 def register(app: typer.Typer) -> None:
     app.command("demo-data")(demo_data)
-    app.command("report")(report)

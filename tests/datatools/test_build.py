@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from datatools.cli import app
 from datatools.dataset import Dataset
+from defectkit.cli import app
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parents[2]

@@ -7,8 +7,8 @@ import pytest
 from PIL import Image, ImageOps
 from typer.testing import CliRunner
 
-from datatools.cli import app
 from datatools.files import exif_orientation, read_image
+from defectkit.cli import app
 from tests.datatools.fakes import make_supervisely, sly_rectangle
 
 runner = CliRunner()

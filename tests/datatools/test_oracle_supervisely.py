@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from datatools.cli import app
 from datatools.files import read_image
 from datatools.rasterize import rasterize
 from datatools.sources.supervisely import parse_objects
+from defectkit.cli import app
 from tests.datatools.fakes import make_supervisely, sly_bitmap, sly_polygon, sly_rectangle
 
 REPO = Path(__file__).resolve().parents[2]

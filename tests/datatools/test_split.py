@@ -6,9 +6,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from datatools.cli import app
 from datatools.dataset import Dataset
 from datatools.split import assign_splits
+from defectkit.cli import app
 from tests.datatools.fakes import make_mvtec
 
 runner = CliRunner()

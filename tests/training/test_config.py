@@ -8,7 +8,7 @@ import pytest
 
 from datatools.errors import InputError
 from training.config import Key, config_from_dict, dumps_toml, load_config, parse_override
-from training.models import ModelSpec, get_spec, model_names, register
+from training.models.registry import ModelSpec, get_spec, model_names, register
 
 from .conftest import write_config
 
@@ -119,9 +119,9 @@ def test_unknown_model_lists_valid_names(tmp_path: Path) -> None:
 
 
 def test_registered_model_declares_its_own_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import training.models
+    import training.models.registry as registry
 
-    monkeypatch.setattr(training.models, "_REGISTERED", {})
+    monkeypatch.setattr(registry, "_REGISTERED", {})
 
     def build(config, num_classes):  # pragma: no cover - not built here
         raise AssertionError

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from datatools.cli import app
 from datatools.dataset import Dataset
 from datatools.files import read_image, write_png
+from defectkit.cli import app
 
 from .conftest import build_dataset, write_config
 from .test_flexunet import expected_params

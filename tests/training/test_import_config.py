@@ -6,7 +6,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from datatools.cli import app
+from defectkit.cli import app
 from training.config import load_config
 from training.import_config import import_config
 

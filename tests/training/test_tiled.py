@@ -8,8 +8,8 @@ import keras
 import numpy as np
 import pytest
 
-from training.infer import hann_window, predict_plain, predict_tiled, tile_starts
 from training.models.flexunet import build_flexunet
+from training.segmentation.infer import hann_window, predict_plain, predict_tiled, tile_starts
 
 
 def _model(size: tuple[int, int]) -> keras.Model:

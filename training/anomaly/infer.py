@@ -47,7 +47,7 @@ def infer_anomaly(
     Tiling options of segmentation inference are ignored: ssim_ae always slides its window
     (`model.stride`), the CAM classifier sees the whole image at `data.image_size`.
     """
-    from training.infer import collect_inputs
+    from training.segmentation.infer import collect_inputs
 
     files = collect_inputs(input_path)
     check_output_target(out, overwrite=overwrite, inputs=(Path(input_path),))

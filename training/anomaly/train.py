@@ -144,7 +144,7 @@ class LabelledBatches(keras.utils.PyDataset):
 def _prepare_run(config: Config, *, resume: bool, overwrite: bool) -> tuple[Dataset, list[dict], list[dict]]:
     """Checks shared by both detectors; fails before any work, with every problem listed."""
     from training.data import check_files, split_rows
-    from training.train import _check_run_dir
+    from training.runs import check_run_dir
 
     out = config.output_dir
     problems = []
@@ -156,7 +156,7 @@ def _prepare_run(config: Config, *, resume: bool, overwrite: bool) -> tuple[Data
         problems.append("[data] train_split: a model must never be trained on the 'test' split")
     if problems:
         raise InputError([Problem(str(config.path), msg) for msg in problems])
-    _check_run_dir(out, resume=resume, overwrite=overwrite)
+    check_run_dir(out, resume=resume, overwrite=overwrite)
     dataset = Dataset.load(config.dataset_dir)
     train_rows = split_rows(dataset, config.data["train_split"])
     valid_rows = split_rows(dataset, config.data["valid_split"])
@@ -165,7 +165,7 @@ def _prepare_run(config: Config, *, resume: bool, overwrite: bool) -> tuple[Data
 
 
 def _start_run(config: Config, *, resume: bool, overwrite: bool) -> tuple[int, float | None]:
-    from training.train import read_history
+    from training.runs import read_history
 
     out = config.output_dir
     if overwrite and out.exists():
@@ -197,8 +197,8 @@ def _fit(config: Config, model: Any, train_data: Any, valid_data: Any, initial_e
 
 
 def _model(config: Config, resume: bool, loss: Any, metrics: list[Any]) -> Any:
-    from training.models import build_model
-    from training.train import load_model, make_optimizer
+    from training.models.registry import build_model
+    from training.runs import load_model, make_optimizer
 
     if resume:
         model = load_model(config.output_dir / "model.keras", config, compile=False)
@@ -268,7 +268,7 @@ def train_ssim_ae(config: Config, *, resume: bool = False, overwrite: bool = Fal
     model = _model(config, resume, make_loss(t["loss"], l1_weight=m["l1_weight"]), ["mae"])
     _fit(config, model, train_data, valid_data, initial_epoch, best)
 
-    from training.train import load_model
+    from training.runs import load_model
 
     detector = SSIMDetector(load_model(config.output_dir / "model.keras", config), config)
     _write_thresholds(config, fit_ssim_thresholds(detector, dataset, valid_rows, config))
@@ -330,7 +330,7 @@ def train_cam(config: Config, *, resume: bool = False, overwrite: bool = False) 
     model = _model(config, resume, keras.losses.CategoricalCrossentropy(), ["categorical_accuracy"])
     _fit(config, model, train_data, valid_data, initial_epoch, best)
 
-    from training.train import load_model
+    from training.runs import load_model
 
     detector = CAMDetector(load_model(config.output_dir / "model.keras", config), config)
     _write_thresholds(config, fit_cam_threshold(detector, dataset, valid_rows, config))

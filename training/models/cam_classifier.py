@@ -9,14 +9,11 @@ layers train. The heatmap is the last conv maps weighted by the anomaly class's 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from datatools.errors import InputError
-from training.config import Key
-from training.models import ModelSpec
-
-if TYPE_CHECKING:  # pragma: no cover
-    from training.config import Config
+from training.models.spec import ModelSpec
+from training.schema import Key, ModelConfig
 
 BACKBONES = ("vgg16", "small_cnn")
 FEATURES_LAYER = "cam_features"  # the GAP layer's input is the CAM feature map
@@ -46,7 +43,7 @@ EXTRA_KEYS: dict[str, dict[str, Any]] = {
 }
 
 
-def validate(config: Config) -> list[str]:
+def validate(config: ModelConfig) -> list[str]:
     m = config.model
     h, w = config.image_size
     msgs = []
@@ -125,7 +122,7 @@ def freeze_conv_layers(model: Any, trainable_last: int) -> None:
         layer.trainable = i >= len(convs) - trainable_last
 
 
-def build(config: Config, num_classes: int = 2) -> Any:
+def build(config: ModelConfig, num_classes: int = 2) -> Any:
     """`num_classes` is ignored: the head is always good / anomaly."""
     m = config.model
     channels = 3 if m["backbone"] == "vgg16" else int(config.data.get("channels", 3))
@@ -141,24 +138,6 @@ def build(config: Config, num_classes: int = 2) -> Any:
     )
 
 
-def _train(config: Config, resume: bool = False, overwrite: bool = False) -> Path:
-    from training.anomaly.train import train_cam
-
-    return train_cam(config, resume=resume, overwrite=overwrite)
-
-
-def _evaluate(config: Config, split: str = "test") -> dict:
-    from training.anomaly.evaluate import evaluate_cam
-
-    return evaluate_cam(config, split)
-
-
-def _infer(config: Config, input: Path, out: Path, **options: Any) -> list[Path]:
-    from training.anomaly.infer import infer_anomaly
-
-    return infer_anomaly(config, Path(input), Path(out), **options)
-
-
 SPEC = ModelSpec(
     name="cam_classifier",
     build=build,
@@ -166,7 +145,4 @@ SPEC = ModelSpec(
     description="good/anomaly classifier (VGG16 or small CNN + GAP + Dense(2)) with CAM heatmaps and boxes",
     extra_keys=EXTRA_KEYS,
     validate=validate,
-    train=_train,
-    evaluate=_evaluate,
-    infer=_infer,
 )

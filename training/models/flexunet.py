@@ -9,13 +9,10 @@ Same parameter count as the original (the PanNuke configuration has 124,996,934)
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from training.config import Key
-from training.models import ModelSpec
-
-if TYPE_CHECKING:  # pragma: no cover
-    from training.config import Config
+from training.models.spec import ModelSpec
+from training.schema import Key, ModelConfig
 
 DEFAULTS: dict[str, Any] = {
     "base_filters": Key(16, min=1, help="filters of the first encoder level; doubles per level"),
@@ -52,7 +49,7 @@ def size_problems(image_size: tuple[int, int] | list[int], num_layers: int) -> l
     ]
 
 
-def validate(config: Config) -> list[str]:
+def validate(config: ModelConfig) -> list[str]:
     return size_problems(config.image_size, int(config.model["num_layers"]))
 
 
@@ -114,7 +111,7 @@ def build_flexunet(
     return keras.Model(inputs, outputs, name=name)
 
 
-def build(config: Config, num_classes: int) -> Any:
+def build(config: ModelConfig, num_classes: int) -> Any:
     m = config.model
     return build_flexunet(
         config.image_size,

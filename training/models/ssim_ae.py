@@ -9,14 +9,10 @@ badly; the anomaly map is 1 − SSIM(image, reconstruction) (+ L1 for colour). S
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from training.config import Key
-from training.models import ModelSpec
-
-if TYPE_CHECKING:  # pragma: no cover
-    from training.config import Config
+from training.models.spec import ModelSpec
+from training.schema import Key, ModelConfig
 
 PATCH_SIZES = (128, 256)
 BG_MASKS = ("none", "black", "white")
@@ -58,17 +54,17 @@ EXTRA_KEYS: dict[str, dict[str, Any]] = {
 }
 
 
-def channels(config: Config) -> int:
+def channels(config: ModelConfig) -> int:
     return 1 if config.model["grayscale"] or int(config.data.get("channels", 3)) == 1 else 3
 
 
-def work_size(config: Config) -> tuple[int, int]:
+def work_size(config: ModelConfig) -> tuple[int, int]:
     """(height, width) images are resized to before patching / sliding."""
     r = config.model["im_resize"]
     return (int(r), int(r)) if r else config.image_size
 
 
-def validate(config: Config) -> list[str]:
+def validate(config: ModelConfig) -> list[str]:
     m = config.model
     h, w = work_size(config)
     msgs = []
@@ -125,28 +121,10 @@ def build_ssim_ae(patch_size: int = 128, channels: int = 1, *, z_dim: int = 100,
     return keras.Model(inputs, outputs, name=f"ssim_ae_{patch_size}")
 
 
-def build(config: Config, num_classes: int = 0) -> Any:
+def build(config: ModelConfig, num_classes: int = 0) -> Any:
     """`num_classes` is ignored: the autoencoder reconstructs its input."""
     m = config.model
     return build_ssim_ae(m["patch_size"], channels(config), z_dim=m["z_dim"], base_filters=m["base_filters"])
-
-
-def _train(config: Config, resume: bool = False, overwrite: bool = False) -> Path:
-    from training.anomaly.train import train_ssim_ae
-
-    return train_ssim_ae(config, resume=resume, overwrite=overwrite)
-
-
-def _evaluate(config: Config, split: str = "test") -> dict:
-    from training.anomaly.evaluate import evaluate_ssim_ae
-
-    return evaluate_ssim_ae(config, split)
-
-
-def _infer(config: Config, input: Path, out: Path, **options: Any) -> list[Path]:
-    from training.anomaly.infer import infer_anomaly
-
-    return infer_anomaly(config, Path(input), Path(out), **options)
 
 
 SPEC = ModelSpec(
@@ -156,7 +134,4 @@ SPEC = ModelSpec(
     description="SSIM autoencoder: unsupervised defect segmentation from good images only (Bergmann et al. 2019)",
     extra_keys=EXTRA_KEYS,
     validate=validate,
-    train=_train,
-    evaluate=_evaluate,
-    infer=_infer,
 )

@@ -11,12 +11,12 @@ import pytest
 from typer.testing import CliRunner
 
 from datatools.augment import derive_seed, load_recipe, plan, regenerate
-from datatools.cli import app
 from datatools.dataset import MANIFEST, Dataset, image_label, make_row, new_info, write_info, write_manifest
 from datatools.files import read_image, write_png
 from datatools.palette import Palette
 from datatools.split import split_dataset
 from datatools.verify import verify_dataset
+from defectkit.cli import app
 
 runner = CliRunner()
 PALETTE = Palette.from_names(["cut", "color"])

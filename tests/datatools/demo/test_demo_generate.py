@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from datatools.cli import app
 from datatools.demo import MvtecCounts, NeuCounts, SuperviselyCounts, generate_demo
 from datatools.demo.indexed import NEU_CLASSES, make_neu_sample
 from datatools.demo.mvtec import sample_rng
 from datatools.demo.supervisely import CLASS_INDEX, CLASSES, make_supervisely_sample
 from datatools.demo.textures import sample_texture
 from datatools.files import read_image
+from defectkit.cli import app
 
 SMALL = {
     "mvtec_counts": MvtecCounts(train_good=3, test_good=2, per_defect=2),

@@ -3,8 +3,8 @@ import json
 import numpy as np
 from typer.testing import CliRunner
 
-from datatools.cli import app
 from datatools.dataset import Dataset
+from defectkit.cli import app
 from tests.datatools.fakes import make_indexed, write_png
 
 runner = CliRunner()

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from datatools.cli import app
 from datatools.dataset import ROW_KEYS, Dataset
 from datatools.files import read_image
+from defectkit.cli import app
 from tests.datatools.fakes import make_mvtec, write_png
 
 runner = CliRunner()

@@ -12,10 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from datatools.cli import app
 from datatools.files import read_image
 from datatools.rasterize import draw_polygon, polygon_points, rasterize, rectangle_corners
 from datatools.sources.supervisely import parse_objects
+from defectkit.cli import app
 from tests.datatools.fakes import make_supervisely, sly_bitmap, sly_polygon, sly_rectangle
 
 runner = CliRunner()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from datatools.cli import app
+from defectkit.cli import app
 from tests.training.anomaly.conftest import build_anomaly_dataset, write_config
 
 runner = CliRunner()

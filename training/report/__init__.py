@@ -2,9 +2,9 @@
 
 Shows the evaluation scores and confusion matrix (from `evaluation.json`), an image | ground truth |
 prediction grid for test samples, training curves (from `history.csv`), the per-epoch prediction
-strips, per-split dataset statistics and the resolved configuration. See `datatools.report.builder`.
+strips, per-split dataset statistics and the resolved configuration. See `training.report.builder`.
 """
 
-from datatools.report.builder import REPORT_HTML, build_report, default_out
+from training.report.builder import REPORT_HTML, build_report, default_out
 
 __all__ = ["REPORT_HTML", "build_report", "default_out"]

@@ -51,7 +51,7 @@ def _predict(model: Any, batch: np.ndarray) -> np.ndarray:
 def predict_plain(model: Any, image: np.ndarray) -> np.ndarray:
     """Whole image resized to the model input; probabilities resized back to (H, W, K)."""
     from training.data import prepare_image
-    from training.evaluate import resize_probs
+    from training.segmentation.evaluate import resize_probs
 
     size = (int(model.input_shape[1]), int(model.input_shape[2]))
     x = prepare_image(image, size, int(model.input_shape[3]))
@@ -67,7 +67,7 @@ def predict_tiled(model: Any, image: np.ndarray, *, tile: int, overlap: int, bat
     with the image border.
     """
     from training.data import prepare_image
-    from training.evaluate import resize_probs
+    from training.segmentation.evaluate import resize_probs
 
     if overlap >= tile:
         raise InputError(f"--overlap {overlap} must be smaller than --tile {tile}", "--overlap")
@@ -165,7 +165,7 @@ def infer_segmentation(
     from tqdm import tqdm
 
     from datatools.files import atomic_dir, check_output_target
-    from training.train import load_model
+    from training.runs import load_model
 
     opts = config.infer
     tiled = opts["tiled"] if tiled is None else tiled
@@ -212,11 +212,3 @@ def infer_segmentation(
         if problems:
             raise InputError(problems)
     return written
-
-
-def infer(config: Config, input_path: Path, out: Path, **options: Any) -> list[Path]:
-    """Dispatch to the model's own `infer` hook when it has one, else segmentation inference."""
-    spec = config.spec
-    if spec.infer is not None:
-        return spec.infer(config, input_path, out, **options)
-    return infer_segmentation(config, input_path, out, **options)

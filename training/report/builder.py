@@ -236,8 +236,8 @@ def predict_masks(model_path: Path, images: Sequence[np.ndarray]) -> list[np.nda
     resized back, argmax), i.e. the predictions `defectkit evaluate` scores.
     """
     from training.config import load_config
-    from training.infer import predict_plain
-    from training.train import load_model
+    from training.runs import load_model
+    from training.segmentation.infer import predict_plain
 
     try:
         config = load_config(model_path.parent / "config.toml")
@@ -410,7 +410,7 @@ def render_dataset(run: Run) -> str:
 
 
 def render_history(run: Run, w: ReportWriter) -> str:
-    from datatools.report.plots import plot_history
+    from training.report.plots import plot_history
 
     if not run.history.ok:
         return na(run.history.note)
@@ -429,7 +429,7 @@ def render_history(run: Run, w: ReportWriter) -> str:
 
 
 def render_evaluation(run: Run, w: ReportWriter) -> str:
-    from datatools.report.plots import plot_confusion
+    from training.report.plots import plot_confusion
 
     if not run.evaluation.ok:
         return na(run.evaluation.note)

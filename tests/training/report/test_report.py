@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from datatools.cli import app
 from datatools.files import read_image, write_png
-from datatools.report import build_report
+from defectkit.cli import app
+from training.report import build_report
 
 
 class ImgCollector(HTMLParser):

@@ -56,7 +56,7 @@ def evaluate_segmentation(config: Config, split: str | None = None, *, batch_siz
     from datatools.dataset import Dataset
     from training.data import check_files, make_image_dataset, split_rows
     from training.metrics import confusion_matrix, scores_from_confusion
-    from training.train import load_model
+    from training.runs import load_model
 
     split = split or config.evaluation["split"]
     out = config.output_dir
@@ -111,15 +111,7 @@ def evaluate_segmentation(config: Config, split: str | None = None, *, batch_siz
     result["model"] = str(out / "model.keras")
     atomic_write_text(out / "evaluation.json", json.dumps(result, indent=2) + "\n")
     atomic_write_text(out / "evaluation.csv", evaluation_csv(result))
-    from datatools.report.plots import plot_confusion
+    from training.report.plots import plot_confusion
 
     plot_confusion(cm, dataset.palette.names, out / "confusion_matrix.png")
     return result
-
-
-def evaluate(config: Config, split: str | None = None) -> dict:
-    """Dispatch to the model's own `evaluate` hook when it has one, else the segmentation evaluator."""
-    spec = config.spec
-    if spec.evaluate is not None:
-        return spec.evaluate(config, split or config.evaluation["split"])
-    return evaluate_segmentation(config, split)

@@ -8,48 +8,14 @@ It is written incrementally on purpose — a crash or Ctrl-C keeps the best mode
 
 from __future__ import annotations
 
-import csv
 import json
-import math
-import shutil
 from pathlib import Path
 from typing import Any
 
 from datatools.errors import InputError, Problem
 from datatools.files import atomic_write_text
 from training.config import Config
-
-RUN_FILES = ("model.keras", "history.csv", "config.toml")
-# What `--overwrite` removes from a run folder (and nothing else, so a mistyped output_dir loses no other files).
-RUN_ARTIFACTS = (
-    *RUN_FILES,
-    "classes.json",
-    "logs",
-    "epoch_inference",
-    "evaluation.json",
-    "evaluation.csv",
-    "confusion_matrix.png",
-)
-
-
-def custom_objects(config: Config | None = None) -> dict[str, Any]:
-    """Everything `keras.saving.load_model` needs for our losses, metrics and the config's model."""
-    from training import losses, metrics
-
-    objects = {**losses.CUSTOM_OBJECTS, **metrics.CUSTOM_OBJECTS}
-    if config is not None:
-        objects.update(config.spec.custom_objects)
-    return objects
-
-
-def load_model(path: Path, config: Config | None = None, *, compile: bool = False) -> Any:
-    """Load a saved `model.keras`; a missing file is an InputError telling the user to train first."""
-    import keras
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError("no trained model here; run `defectkit train CONFIG` first", str(path))
-    return keras.saving.load_model(path, custom_objects=custom_objects(config), compile=compile)
+from training.runs import check_run_dir, load_model, make_optimizer, read_history, remove_run
 
 
 def make_strategy(name: str) -> Any:
@@ -65,18 +31,6 @@ def make_strategy(name: str) -> Any:
     return tf.distribute.get_strategy()
 
 
-def make_optimizer(config: Config) -> Any:
-    import keras
-
-    t = config.train
-    kwargs: dict[str, Any] = {"learning_rate": t["learning_rate"]}
-    if t["clipvalue"] is not None:
-        kwargs["clipvalue"] = t["clipvalue"]
-    if t["optimizer"] == "adamw":
-        return keras.optimizers.AdamW(weight_decay=t["weight_decay"], **kwargs)
-    return keras.optimizers.Adam(**kwargs)
-
-
 def compile_model(model: Any, config: Config, class_names: list[str]) -> None:
     from training.losses import get_loss
     from training.metrics import get_metrics
@@ -87,48 +41,6 @@ def compile_model(model: Any, config: Config, class_names: list[str]) -> None:
         loss=get_loss(t["loss"], focal_gamma=t["focal_gamma"]),
         metrics=get_metrics(t["metrics"], class_names),
     )
-
-
-def read_history(path: Path) -> tuple[int, float | None]:
-    """(epochs already run, best val_loss) from a history.csv, for --resume."""
-    if not path.is_file():
-        return 0, None
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    losses = [float(r["val_loss"]) for r in rows if r.get("val_loss") not in (None, "")]
-    losses = [v for v in losses if math.isfinite(v)]
-    return len(rows), (min(losses) if losses else None)
-
-
-def _check_run_dir(out: Path, *, resume: bool, overwrite: bool, inputs: tuple[Path, ...] = ()) -> None:
-    """Refuse to start a run over an existing one (unless resume/overwrite) or inside/over an input."""
-    resolved = Path(out).resolve()
-    for src in inputs:
-        s = Path(src).resolve()
-        if resolved == s or s.is_relative_to(resolved) or resolved.is_relative_to(s):
-            raise InputError(f"train.output_dir must not be, contain or lie inside {s}", str(out))
-    existing = [name for name in RUN_FILES if (out / name).exists()]
-    if resume:
-        if not (out / "model.keras").is_file():
-            raise InputError("--resume: no model.keras to resume from; train without --resume first", str(out))
-        if overwrite:
-            raise InputError("--resume and --overwrite contradict each other; pick one", str(out))
-    elif existing and not overwrite:
-        raise InputError(
-            f"already holds a training run ({', '.join(existing)}); pass --resume to continue it or "
-            "--overwrite to start again",
-            str(out),
-        )
-
-
-def remove_run(out: Path) -> None:
-    """Delete the artifacts of a previous run in `out` (only those, see RUN_ARTIFACTS)."""
-    for name in RUN_ARTIFACTS:
-        path = out / name
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
 
 
 def fixed_samples(dataset: Any, rows: list[dict], config: Config) -> list[tuple[str, Any, Any]]:
@@ -156,10 +68,10 @@ def train_segmentation(config: Config, *, resume: bool = False, overwrite: bool 
     from datatools.dataset import Dataset
     from training.callbacks import EpochInference, standard_callbacks
     from training.data import check_files, make_dataset, palette_error_problem, split_rows
-    from training.models import build_model
+    from training.models.registry import build_model
 
     out = config.output_dir
-    _check_run_dir(out, resume=resume, overwrite=overwrite, inputs=(config.dataset_dir,))
+    check_run_dir(out, resume=resume, overwrite=overwrite, inputs=(config.dataset_dir,))
     dataset = Dataset.load(config.dataset_dir)
     train_rows = split_rows(dataset, config.data["train_split"])
     valid_rows = split_rows(dataset, config.data["valid_split"])
@@ -233,11 +145,3 @@ def train_segmentation(config: Config, *, resume: bool = False, overwrite: bool 
             raise InputError([problem, Problem(str(out), "training stopped; best model so far kept")]) from None
         raise
     return out
-
-
-def train(config: Config, *, resume: bool = False, overwrite: bool = False) -> Path:
-    """Dispatch to the model's own `train` hook when it has one, else the segmentation trainer."""
-    spec = config.spec
-    if spec.train is not None:
-        return spec.train(config, resume=resume, overwrite=overwrite)
-    return train_segmentation(config, resume=resume, overwrite=overwrite)

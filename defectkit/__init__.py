@@ -1,0 +1,1 @@
+"""defectkit's app root: the `defectkit` command line (`defectkit.cli`) over `datatools` and `training`."""

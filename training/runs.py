@@ -1,0 +1,99 @@
+"""What every pipeline (segmentation, anomaly) shares about a run folder: loading its model, the
+optimizer, resuming from its history, and refusing to overwrite one by accident."""
+
+from __future__ import annotations
+
+import csv
+import math
+import shutil
+from pathlib import Path
+from typing import Any
+
+from datatools.errors import InputError
+from training.config import Config
+
+RUN_FILES = ("model.keras", "history.csv", "config.toml")
+# What `--overwrite` removes from a run folder (and nothing else, so a mistyped output_dir loses no other files).
+RUN_ARTIFACTS = (
+    *RUN_FILES,
+    "classes.json",
+    "logs",
+    "epoch_inference",
+    "evaluation.json",
+    "evaluation.csv",
+    "confusion_matrix.png",
+)
+
+
+def custom_objects(config: Config | None = None) -> dict[str, Any]:
+    """Everything `keras.saving.load_model` needs for our losses, metrics and the config's model."""
+    from training import losses, metrics
+
+    objects = {**losses.CUSTOM_OBJECTS, **metrics.CUSTOM_OBJECTS}
+    if config is not None:
+        objects.update(config.spec.custom_objects)
+    return objects
+
+
+def load_model(path: Path, config: Config | None = None, *, compile: bool = False) -> Any:
+    """Load a saved `model.keras`; a missing file is an InputError telling the user to train first."""
+    import keras
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("no trained model here; run `defectkit train CONFIG` first", str(path))
+    return keras.saving.load_model(path, custom_objects=custom_objects(config), compile=compile)
+
+
+def make_optimizer(config: Config) -> Any:
+    import keras
+
+    t = config.train
+    kwargs: dict[str, Any] = {"learning_rate": t["learning_rate"]}
+    if t["clipvalue"] is not None:
+        kwargs["clipvalue"] = t["clipvalue"]
+    if t["optimizer"] == "adamw":
+        return keras.optimizers.AdamW(weight_decay=t["weight_decay"], **kwargs)
+    return keras.optimizers.Adam(**kwargs)
+
+
+def read_history(path: Path) -> tuple[int, float | None]:
+    """(epochs already run, best val_loss) from a history.csv, for --resume."""
+    if not path.is_file():
+        return 0, None
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    losses = [float(r["val_loss"]) for r in rows if r.get("val_loss") not in (None, "")]
+    losses = [v for v in losses if math.isfinite(v)]
+    return len(rows), (min(losses) if losses else None)
+
+
+def check_run_dir(out: Path, *, resume: bool, overwrite: bool, inputs: tuple[Path, ...] = ()) -> None:
+    """Refuse to start a run over an existing one (unless resume/overwrite) or inside/over an input."""
+    resolved = Path(out).resolve()
+    for src in inputs:
+        s = Path(src).resolve()
+        if resolved == s or s.is_relative_to(resolved) or resolved.is_relative_to(s):
+            raise InputError(f"train.output_dir must not be, contain or lie inside {s}", str(out))
+    existing = [name for name in RUN_FILES if (out / name).exists()]
+    if resume:
+        if not (out / "model.keras").is_file():
+            raise InputError("--resume: no model.keras to resume from; train without --resume first", str(out))
+        if overwrite:
+            raise InputError("--resume and --overwrite contradict each other; pick one", str(out))
+    elif existing and not overwrite:
+        raise InputError(
+            f"already holds a training run ({', '.join(existing)}); pass --resume to continue it or "
+            "--overwrite to start again",
+            str(out),
+        )
+
+
+def remove_run(out: Path) -> None:
+    """Delete the artifacts of a previous run in `out` (only those, see RUN_ARTIFACTS)."""
+    for name in RUN_ARTIFACTS:
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
