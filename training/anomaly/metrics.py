@@ -36,6 +36,10 @@ def roc_auc(labels: Sequence[int] | np.ndarray, scores: Sequence[float] | np.nda
     return float(u / (n_pos * n_neg))
 
 
+class NoRegionError(ValueError):
+    """The masks hold no defect region (or no defect-free pixel): PRO is undefined, not wrong."""
+
+
 def pixel_auroc(masks: Sequence[np.ndarray], maps: Sequence[np.ndarray]) -> float:
     """AUROC over every pixel of every image: `masks` true where defective, `maps` anomaly scores."""
     masks, maps = _stack(masks, maps)
@@ -64,7 +68,7 @@ def pro_curve(masks: Sequence[np.ndarray], maps: Sequence[np.ndarray]) -> tuple[
             pro_step[i] = inv[labeled]
     n_ok = fp_step.sum()
     if n_regions == 0 or n_ok == 0:
-        raise ValueError("PRO needs at least one defect region and one defect-free pixel")
+        raise NoRegionError("PRO needs at least one defect region and one defect-free pixel")
     order = np.argsort(maps.ravel(), kind="stable")[::-1]
     scores = maps.ravel()[order]
     fpr = np.cumsum(fp_step.ravel()[order]) / n_ok
@@ -81,7 +85,7 @@ def aupro(masks: Sequence[np.ndarray], maps: Sequence[np.ndarray], fpr_limit: fl
         raise ValueError("fpr_limit must be in (0, 1]")
     try:
         fpr, pro = pro_curve(masks, maps)
-    except ValueError:
+    except NoRegionError:  # only this is "undefined"; mismatched shapes or counts raise
         return float("nan")
     return float(area_under(fpr, pro, fpr_limit) / fpr_limit)
 

@@ -90,3 +90,22 @@ def test_box_iou() -> None:
     assert metrics.box_iou((0, 0, 10, 10), (5, 0, 15, 10)) == pytest.approx(50 / 150)
     assert metrics.box_iou((0, 0, 2, 2), (2, 2, 4, 4)) == 0.0
     assert metrics.best_ious([(0, 0, 10, 10), (20, 20, 30, 30)], [(20, 20, 30, 40), (50, 50, 60, 60)]) == [0.5, 0.0]
+
+
+def test_aupro_raises_on_invalid_input_and_is_nan_only_without_regions():
+    import math
+
+    import numpy as np
+    import pytest
+
+    from training.anomaly.metrics import aupro
+
+    mask = np.zeros((4, 4), bool)
+    mask[1:3, 1:3] = True
+    score = mask.astype(float)
+    assert aupro([mask], [score]) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="differs"):
+        aupro([mask], [np.zeros((4, 5))])
+    with pytest.raises(ValueError, match="1 masks but 2"):
+        aupro([mask], [score, score])
+    assert math.isnan(aupro([np.zeros((4, 4), bool)], [score]))
