@@ -26,10 +26,24 @@ from datatools.dataset import Dataset, created_by
 from datatools.errors import InputError, Problem
 from datatools.files import atomic_dir, atomic_write_text, check_output_target, read_image
 
-FORMATS = ("mvtec", "supervisely", "indexed")
+FORMATS = ("mvtec", "supervisely", "indexed", "folders")
 TOP_KEYS = ("name", "description", "source", "palette", "split", "augment", "training")
-SOURCE_KEYS = ("format", "path", "env", "obtain", "good", "keep_gray", "images", "masks", "classes")
-SPLIT_KEYS = ("train", "valid", "test", "seed")
+SOURCE_KEYS = (
+    "format",
+    "path",
+    "env",
+    "obtain",
+    "good",
+    "keep_gray",
+    "images",
+    "masks",
+    "classes",
+    "rgb_map",
+    "snap",
+    "snap_max_distance",
+)
+SPLIT_KEYS = ("train", "valid", "test", "seed", "method")
+SPLIT_METHODS = ("stratified", "regroup")
 
 
 @dataclass
@@ -93,6 +107,13 @@ def load_dataset_recipe(path: Path) -> DatasetRecipe:
     if source.get("format") == "indexed" and not source.get("classes"):
         problems.append(Problem(where, "[source] format 'indexed' needs classes = [...] (mask values 1, 2, ...)"))
     split = data.get("split", {})
+    method = split.get("method", "stratified")
+    if method not in SPLIT_METHODS:
+        problems.append(Problem(where, f"[split] method must be one of {', '.join(SPLIT_METHODS)}, got {method!r}"))
+    elif method == "regroup" and source.get("format") != "folders":
+        problems.append(Problem(where, "[split] method 'regroup' keeps a source's own split: format 'folders' only"))
+    if source.get("format") == "folders" and not (data.get("palette") or source.get("rgb_map")):
+        problems.append(Problem(where, "format 'folders' needs the mask colours: a [palette] table or source.rgb_map"))
     problems += [
         Problem(where, f"[split]: unknown key {k!r}; valid keys: {', '.join(SPLIT_KEYS)}")
         for k in split
@@ -200,7 +221,12 @@ def build(
         _convert(recipe, root, converted, palette_file, workers)
         ds = Dataset.load(converted)
         split = {"train": 0.7, "valid": 0.15, "test": 0.15, "seed": 137} | recipe.split
-        split_info = split_dataset(ds, **split)
+        if split.pop("method", "stratified") == "regroup":
+            from datatools.split import regroup_dataset
+
+            split_info = regroup_dataset(ds)
+        else:
+            split_info = split_dataset(ds, **split)
         ds.save()
         final = converted
         derived = 0
@@ -257,6 +283,24 @@ def _convert(recipe: DatasetRecipe, root: Path, out: Path, palette_file: Path | 
         from datatools.sources import supervisely
 
         supervisely.convert(root, out, **common)
+    elif fmt == "folders":
+        from datatools.sources import folders
+
+        rgb_map = recipe.source.get("rgb_map")
+        folders.convert(
+            root,
+            out,
+            palette_file=None if rgb_map else palette_file,
+            rgb_map=recipe.resolve(rgb_map) if rgb_map else None,
+            classes=list(recipe.source.get("classes", [])) or None,
+            snap=recipe.source.get("snap", "none"),
+            snap_max_distance=recipe.source.get("snap_max_distance"),
+            images=recipe.source.get("images", "images"),
+            masks=recipe.source.get("masks", "masks"),
+            keep_gray=bool(recipe.source.get("keep_gray")),
+            workers=workers,
+            name=recipe.name,
+        )
     else:
         from datatools.sources import indexed
 

@@ -31,6 +31,7 @@ class MaskContext:
     palette: Palette
     timings: dict[str, float] = field(default_factory=dict)
     warnings: list[Problem] = field(default_factory=list)
+    counters: dict[str, int] = field(default_factory=dict)  # per-sample figures a source wants in dataset.json
 
     def warn(self, path: str, reason: str) -> None:
         self.warnings.append(Problem(path, reason))
@@ -54,6 +55,8 @@ class SampleSource:
     build_mask: MaskBuilder | None = None  # None: an all-background mask
     mask_arg: Any = None
     label: str | None = None  # image-level label forced by the source (e.g. MVTec defect folder)
+    group: str | None = None  # None: the id (the sample is its own source)
+    split: str | None = None  # a split the source already assigns (ImageMask folders)
 
 
 @dataclass
@@ -63,6 +66,7 @@ class SampleResult:
     problems: list[Problem]
     warnings: list[Problem]
     timings: dict[str, float]
+    counters: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -105,10 +109,12 @@ def _process(sample: SampleSource, settings: _Settings) -> SampleResult:
         mask,
         settings.palette,
         label=sample.label,
+        group=sample.group,
         timings=ctx.timings,
         source=sample.source,
+        split=sample.split,
     )
-    return SampleResult(sample.id, row, [], ctx.warnings, ctx.timings)
+    return SampleResult(sample.id, row, [], ctx.warnings, ctx.timings, ctx.counters)
 
 
 _WORKER_SETTINGS: _Settings | None = None
@@ -164,6 +170,7 @@ class ConvertReport:
     skipped: list[Problem]
     warnings: list[Problem]
     timings: dict[str, float]
+    counters: dict[str, dict[str, int]] = field(default_factory=dict)  # sample id -> its counters
 
 
 def convert_samples(
@@ -180,11 +187,13 @@ def convert_samples(
     overwrite: bool = False,
     inputs: tuple[Path, ...] = (),
     extra_info: dict[str, Any] | None = None,
+    summarize: Callable[[dict[str, dict[str, int]]], dict[str, Any]] | None = None,
 ) -> ConvertReport:
     """Render `samples` into a new dataset directory at `out` (atomically).
 
     `problems` are per-sample problems the reader already found; like those found while rendering, they
     fail the conversion (listing every one) unless `skip_invalid`, which records them as skipped.
+    `summarize` turns the samples' counters into extra `dataset.json` entries.
     """
     check_output_target(out, overwrite=overwrite, inputs=inputs)
     samples = list(samples)
@@ -197,6 +206,7 @@ def convert_samples(
     rows: list[dict[str, Any]] = []
     warnings: list[Problem] = []
     timings: dict[str, float] = {}
+    counters: dict[str, dict[str, int]] = {}
     with atomic_dir(out, overwrite=overwrite) as tmp:
         settings = _Settings(tmp, palette, keep_gray)
         results = map_samples(
@@ -214,12 +224,18 @@ def convert_samples(
                 timings[k] = timings.get(k, 0.0) + v
             if res.row is not None:
                 rows.append(res.row)
+                if res.counters:
+                    counters[res.id] = res.counters
         if problems and not skip_invalid:
             raise InputError(problems)
         if not rows:
             raise InputError("no valid samples to convert", str(source.get("root", out)))
         extra = {"warnings": [w.to_json() for w in sorted(set(warnings))], **(extra_info or {})}
+        if summarize is not None:
+            extra.update(summarize(counters))
         info = new_info(name, palette, source, skipped=problems, **extra)
         write_manifest(tmp / MANIFEST, rows)
         write_info(tmp / DATASET_JSON, info)
-    return ConvertReport(Path(out), sorted(rows, key=lambda r: r["id"]), sorted(set(problems)), warnings, timings)
+    return ConvertReport(
+        Path(out), sorted(rows, key=lambda r: r["id"]), sorted(set(problems)), warnings, timings, counters
+    )

@@ -143,6 +143,40 @@ class Palette:
             raise ValueError(f"{int((~ok).sum())} pixels have colours not in the palette, e.g. {colors}")
         return self._order[pos].astype(np.uint8).reshape(rgb.shape[:2])
 
+    def stray_colors(self, rgb: np.ndarray) -> list[tuple[tuple[int, int, int], int]]:
+        """Colours of `rgb` (H×W×3) that are not in the palette, with pixel counts, most common first."""
+        keys, counts = np.unique(_pack(rgb.reshape(-1, 3)), return_counts=True)
+        stray = ~np.isin(keys, self._sorted_keys)
+        order = np.argsort(-counts[stray], kind="stable")
+        return [(_unpack(int(k)), int(n)) for k, n in zip(keys[stray][order], counts[stray][order], strict=True)]
+
+    def decode_nearest(self, rgb: np.ndarray, max_distance: float | None = None) -> tuple[np.ndarray, int]:
+        """RGB → class indices, each colour mapped to the nearest palette colour (Euclidean in RGB).
+
+        The original FlexUNet dataset reader does the same (argmin of squared distance, ties to the lower
+        index). Returns (mask, number of pixels whose colour was not exact). Colours farther than
+        `max_distance` from every palette colour raise ValueError listing them.
+        """
+        if rgb.ndim != 3 or rgb.shape[2] != 3:
+            raise ValueError(f"expected an RGB mask, got shape {rgb.shape}")
+        keys, inverse = np.unique(_pack(rgb.reshape(-1, 3)), return_inverse=True)
+        colors = np.stack([(keys >> 16) & 255, (keys >> 8) & 255, keys & 255], axis=1).astype(np.int64)
+        d2 = ((colors[:, None, :] - self.colors[None, :, :].astype(np.int64)) ** 2).sum(axis=2)
+        nearest = d2.argmin(axis=1)
+        best = d2[np.arange(len(keys)), nearest]
+        counts = np.bincount(inverse.ravel(), minlength=len(keys))
+        if max_distance is not None:
+            far = best > max_distance**2
+            if far.any():
+                idx = np.flatnonzero(far)[np.argsort(-counts[far], kind="stable")][:5]
+                listed = ", ".join(f"{_unpack(int(keys[i]))} ×{int(counts[i])}" for i in idx)
+                raise ValueError(
+                    f"{int(counts[far].sum())} pixels are farther than {max_distance:g} from every palette colour,"
+                    f" e.g. {listed}"
+                )
+        snapped = int(counts[best > 0].sum())
+        return nearest[inverse].astype(np.uint8).reshape(rgb.shape[:2]), snapped
+
     def counts(self, mask: np.ndarray) -> dict[str, int]:
         """{class name: pixel count} for every non-background class present."""
         hist = np.bincount(mask.ravel(), minlength=len(self.classes))
@@ -219,6 +253,10 @@ def _color(value: object, name: str, source: str) -> tuple[int, int, int]:
         return rgb  # type: ignore[return-value]
     except (TypeError, ValueError):
         raise InputError(f"class {name!r}: {value!r} is not a colour [r, g, b] or '#rrggbb'", source) from None
+
+
+def _unpack(key: int) -> tuple[int, int, int]:
+    return ((key >> 16) & 255, (key >> 8) & 255, key & 255)
 
 
 def _pack(rgb: np.ndarray) -> np.ndarray:

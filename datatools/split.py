@@ -132,3 +132,41 @@ def split_dataset(dataset: Dataset, *, train: float, valid: float, test: float, 
         "assignment_sha256": digest,
     }
     return dataset.info["split"]
+
+
+def regroup_dataset(dataset: Dataset) -> dict[str, Any]:
+    """Repair a leaky split in place: every group that spans splits moves, whole, into one of them.
+
+    The rest of the split is kept (so a published test set stays as it was, minus its leaks). A leaking
+    group goes to the split holding most of its rows; on a tie, to the split of its original (the row
+    whose id ends in the group name, i.e. the copy without augmentation prefixes), then train, valid,
+    test in that order. Rows without a split are left alone.
+    """
+    from datatools.audit import leaking_groups
+
+    leaks = leaking_groups(dataset.rows)
+    moved: dict[str, dict[str, Any]] = {}
+    for group, splits in leaks.items():
+        rows = [r for r in dataset.rows if r["group"] == group and r["split"] is not None]
+        count = {s: sum(r["split"] == s for r in rows) for s in splits}
+        original = {r["split"] for r in rows if r["id"].rsplit("/", 1)[-1] == group.rsplit("/", 1)[-1]}
+        target = max(splits, key=lambda s: (count[s], s in original, -SPLITS.index(s)))
+        moved[group] = {"to": target, "from": {s: n for s, n in count.items() if s != target}}
+        for r in rows:
+            r["split"] = target
+    counts = {s: {"groups": len({r["group"] for r in dataset.rows if r["split"] == s}), "rows": 0} for s in SPLITS}
+    for r in dataset.rows:
+        if r["split"] in counts:
+            counts[r["split"]]["rows"] += 1
+    previous = dataset.info.get("split") or {}
+    dataset.info["split"] = {
+        **{k: v for k, v in previous.items() if k not in ("counts", "regrouped")},
+        "counts": counts,
+        "regrouped": {
+            "method": "each leaking group moved whole to the split holding most of its rows",
+            "groups": len(moved),
+            "rows_moved": sum(sum(m["from"].values()) for m in moved.values()),
+            "moves": moved,
+        },
+    }
+    return dataset.info["split"]

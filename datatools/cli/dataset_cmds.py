@@ -13,7 +13,8 @@ from datatools.convert import ConvertReport
 from datatools.errors import InputError
 
 convert_app = typer.Typer(
-    help="Convert raw annotations (MVTec AD, Supervisely, indexed PNG masks) into a dataset directory.",
+    help="Convert raw annotations (MVTec AD, Supervisely, indexed PNG masks, colour-mask folders) into a dataset "
+    "directory.",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
@@ -169,6 +170,102 @@ def convert_indexed(
     _summarise(report)
 
 
+@convert_app.command("folders")
+@report_errors
+def convert_folders(
+    root: Annotated[
+        Path,
+        typer.Argument(help="ImageMask folder: ROOT/{train,valid,test}/{images,masks} or ROOT/images + ROOT/masks."),
+    ],
+    out: Annotated[Path, typer.Argument(help="Dataset directory to create.")],
+    palette: Annotated[
+        Path | None,
+        typer.Option(
+            "--palette",
+            help="TOML or JSON file {class name: [r, g, b]}: the mask colours, classes in file order.",
+        ),
+    ] = None,
+    rgb_map: Annotated[
+        Path | None,
+        typer.Option(
+            "--rgb-map",
+            help="An original FlexUNet train_eval_infer.config: its [mask] rgb_map gives the colours "
+            "(class index = position in the map).",
+        ),
+    ] = None,
+    classes: Annotated[
+        str | None,
+        typer.Option(
+            "--classes", help="Comma-separated names for the --rgb-map colours after black (default class_1, …)."
+        ),
+    ] = None,
+    snap: Annotated[
+        str,
+        typer.Option(
+            "--snap",
+            help="none: a pixel whose colour is not in the palette is an error (default); nearest: map it to the "
+            "nearest palette colour, as the original reader does, and count it in dataset.json.",
+        ),
+    ] = "none",
+    snap_max_distance: Annotated[
+        float | None,
+        typer.Option(
+            "--snap-max-distance", help="With --snap nearest: colours farther than this (RGB units) stay errors."
+        ),
+    ] = None,
+    images: Annotated[str, typer.Option("--images", help="Name of the image folders.")] = "images",
+    masks: Annotated[str, typer.Option("--masks", help="Name of the mask folders (e.g. cmasks).")] = "masks",
+    keep_gray: KeepGray = False,
+    workers: Workers = default_workers(),
+    skip_invalid: SkipInvalid = False,
+    overwrite: Overwrite = False,
+    name: NameOpt = None,
+) -> None:
+    """Convert an ImageMask dataset with colour masks, as the FlexUNet tools publish and train from.
+
+    Images and masks pair by file stem. The folder split (train / valid / test, also val) is kept. Each
+    sample's group is its file stem without the original tools' augmentation prefixes (hflipped_,
+    rotated_90_, deformed_alpha_1300_sigmoid_7_, …), so copies of one source image share a group; a warning
+    says when a group spans splits (run `defectkit audit`, repair with `defectkit split --regroup`).
+    Sample ids are <split folder>/<stem>, or <stem> without split folders.
+    """
+    from datatools.audit import leaking_groups
+    from datatools.sources import folders
+
+    report = folders.convert(
+        root,
+        out,
+        palette_file=palette,
+        rgb_map=rgb_map,
+        classes=[c.strip() for c in classes.split(",") if c.strip()] if classes else None,
+        snap=snap,  # type: ignore[arg-type]
+        snap_max_distance=snap_max_distance,
+        images=images,
+        masks=masks,
+        keep_gray=keep_gray,
+        workers=workers,
+        skip_invalid=skip_invalid,
+        overwrite=overwrite,
+        name=name,
+    )
+    snapped = {i: c["snapped"] for i, c in report.counters.items() if c.get("snapped")}
+    if snapped:
+        typer.echo(
+            f"snapped {sum(snapped.values())} off-palette pixels in {len(snapped)} masks to the nearest palette "
+            "colour (per file: dataset.json 'snap')",
+            err=True,
+        )
+    leaks = leaking_groups(report.rows)
+    if leaks:
+        rows = sum(r["group"] in leaks for r in report.rows)
+        typer.echo(
+            f"warning: {len(leaks)} groups ({rows} rows) lie in more than one split: copies of one source image in "
+            "train and test inflate scores. `defectkit audit` lists them; `defectkit split --regroup` repairs it.",
+            err=True,
+        )
+    _summarise(report)
+
+
 Fraction = Annotated[float, typer.Option(min=0.0, max=1.0)]
 
 
@@ -179,20 +276,69 @@ def split(
     valid: Annotated[float, typer.Option("--valid", help="Fraction of groups for validation.")] = 0.15,
     test: Annotated[float, typer.Option("--test", help="Fraction of groups for testing.")] = 0.15,
     seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same split.")] = 137,
+    regroup: Annotated[
+        bool,
+        typer.Option(
+            "--regroup",
+            help="Keep the existing split and only repair leaks: each group found in several splits moves, whole, "
+            "to the split holding most of its rows (fractions and seed are not used).",
+        ),
+    ] = False,
 ) -> None:
     """Assign every row to train / valid / test, leak-free and stratified.
 
     Whole groups (an original and all its augmented copies) go to one split, stratified by the rarest class
-    a group contains; every class present in at least 3 groups lands in every split.
+    a group contains; every class present in at least 3 groups lands in every split. With --regroup a split
+    that came with the data (e.g. `convert folders`) is kept, leaks repaired.
     """
     from datatools.dataset import Dataset
-    from datatools.split import split_dataset
+    from datatools.split import regroup_dataset, split_dataset
 
     ds = Dataset.load(dataset)
-    info = split_dataset(ds, train=train, valid=valid, test=test, seed=seed)
-    ds.save()
+    if regroup:
+        if not ds.is_split:
+            raise InputError("--regroup repairs an existing split, but no row has one", str(dataset))
+        info = regroup_dataset(ds)
+        ds.save()
+        moved = info["regrouped"]
+        typer.echo(f"regrouped {dataset}: {moved['groups']} leaking groups moved whole ({moved['rows_moved']} rows)")
+    else:
+        info = split_dataset(ds, train=train, valid=valid, test=test, seed=seed)
+        ds.save()
     counts = ", ".join(f"{s} {c['groups']} groups / {c['rows']} rows" for s, c in info["counts"].items())
     typer.echo(f"split {dataset}: {counts}")
+
+
+@report_errors
+def audit(
+    dataset: Annotated[Path, typer.Argument(help="Dataset directory to audit.")],
+    strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when any leakage is found.")] = False,
+    max_distance: Annotated[
+        float,
+        typer.Option(
+            "--max-distance",
+            min=0.0,
+            max=2.0,
+            help="Near-duplicate threshold on the perceptual-hash distance (0 = same picture; distinct photos of "
+            "one surface measured above 0.57).",
+        ),
+    ] = 0.3,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the full report as JSON.")] = False,
+    workers: Workers = default_workers(),
+) -> None:
+    """Look for what makes scores dishonest: leakage across splits, off-palette masks, class imbalance.
+
+    Leakage is searched by group (rows of one source sample in several splits) and by content: a perceptual
+    hash of every original image is compared across splits under flips and rotations by 90°, so near-copies
+    that the manifest does not link are found too. Prints the pairs with their distance.
+    """
+    from datatools.audit import audit_dataset, format_audit
+
+    report = audit_dataset(dataset, max_distance=max_distance, workers=workers)
+    typer.echo(json.dumps(report.to_json(), indent=2) if as_json else format_audit(report))
+    if strict and report.leaky:
+        typer.echo(f"error: {dataset}: leakage found (--strict)", err=True)
+        raise typer.Exit(1)
 
 
 @report_errors
@@ -284,6 +430,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(convert_app, name="convert")
     app.command("split")(split)
     app.command("verify")(verify)
+    app.command("audit")(audit)
     app.command("stats")(stats)
     app.command("export")(export)
     app.command("build")(build)

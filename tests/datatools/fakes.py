@@ -106,3 +106,67 @@ def make_indexed(root: Path, n=3, size=(16, 20), max_value=3, seed=0) -> tuple[P
         m[8:12, 10:14] = max_value
         write_png(masks / f"s{i:02d}.png", m)
     return images, masks
+
+
+IMAGEMASK_COLORS = {"color": (0, 0, 255), "cut": (255, 0, 0)}
+
+
+def make_imagemask(root: Path, *, size: int = 128, seed: int = 0) -> dict:
+    """An ImageMask dataset as the original FlexUNet tools publish it: ROOT/{train,valid,test}/{images,masks}.
+
+    Sources are crops of real texture photos (scikit-image brick, grass, gravel) from distinct places, with
+    colour masks written as the original augmenter writes them: drawn at twice the size and resized
+    bilinearly, so every edge has off-palette fringe colours. Copies named with the original tools'
+    prefixes are planted across splits. Returns what was planted: {"sources", "leaks": {group: splits},
+    "copies": {copy stem: source stem}}.
+    """
+    from skimage import data
+
+    from datatools.augment import elastic
+
+    rng = np.random.default_rng(seed)
+    photos = [cv2.resize(getattr(data, n)(), (512, 512), interpolation=cv2.INTER_AREA) for n in ("brick", "grass")]
+    photos.append(cv2.resize(data.gravel(), (512, 512), interpolation=cv2.INTER_AREA))
+    sources: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    k = 0
+    for p, photo in enumerate(photos):
+        for y in range(0, 512, 256):
+            for x in range(0, 512, 256):
+                crop = cv2.resize(photo[y : y + 256, x : x + 256], (size, size), interpolation=cv2.INTER_AREA)
+                image = np.repeat(crop[:, :, None], 3, axis=2) if crop.ndim == 2 else crop
+                big = np.zeros((2 * size, 2 * size), np.uint8)
+                cls = 1 + (k % 2)
+                cy, cx = rng.integers(40, 2 * size - 40, 2)
+                cv2.circle(big, (int(cx), int(cy)), int(rng.integers(10, 30)), cls, -1)
+                cv2.line(big, (10, int(cy)), (2 * size - 10, int(cx)), 3 - cls, 5)
+                sources[f"{p}{k:02d}"] = (image, big)
+                k += 1
+    colors = np.array([(0, 0, 0), *IMAGEMASK_COLORS.values()], np.uint8)
+
+    def write(split: str, stem: str, image: np.ndarray, big_mask: np.ndarray) -> None:
+        rgb = cv2.resize(colors[big_mask], (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
+        write_png(root / split / "images" / f"{stem}.png", image)
+        write_png(root / split / "masks" / f"{stem}.png", rgb)
+
+    stems = sorted(sources)
+    split_of = {s: ("train" if i % 4 < 2 else "valid" if i % 4 == 2 else "test") for i, s in enumerate(stems)}
+    for s in stems:
+        write(split_of[s], s, *sources[s])
+    # planted leaks: copies of a source in another split, named as the original tools name them
+    leaks: dict[str, list[str]] = {}
+    copies: dict[str, str] = {}
+    plants = [
+        ("hflipped_", lambda im, m: (im[:, ::-1], m[:, ::-1])),
+        ("rotated_90_", lambda im, m: (np.rot90(im), np.rot90(m))),
+        (
+            "deformed_alpha_1300_sigmoid_7_",
+            lambda im, m: (elastic(im, np.zeros(im.shape[:2], np.uint8), alpha=129, sigma=7, rng=rng)[0], m),
+        ),
+        ("vflipped_", lambda im, m: (im[::-1], m[::-1])),
+    ]
+    for (prefix, fn), s in zip(plants, [t for t in stems if split_of[t] == "test"], strict=False):
+        image, big = fn(*sources[s])
+        write("train", prefix + s, np.ascontiguousarray(image), np.ascontiguousarray(big))
+        copies[prefix + s] = s
+        leaks[s] = ["train", "test"]
+    return {"sources": stems, "split": split_of, "leaks": leaks, "copies": copies}
