@@ -1,4 +1,4 @@
-"""Training commands of `defectkit`: train, evaluate, infer, summary, import-config, report.
+"""Training commands of `defectkit`: train, evaluate, infer, summary, import-config, import-weights, report.
 
 TensorFlow is imported inside the commands, never at module import, so `defectkit --help` stays fast.
 """
@@ -193,6 +193,30 @@ def import_config_cmd(
 
 
 @report_errors
+def import_weights_cmd(
+    weights: Annotated[
+        Path, typer.Argument(help="The original's best_model.h5 (TF 2.x Keras HDF5, model.save or save_weights).")
+    ],
+    config: ConfigArg,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a run already in train.output_dir.")] = False,
+    set_: SetOpt = None,
+) -> None:
+    """Load weights trained by the original FlexUNet into the model CONFIG builds; write a run folder.
+
+    Layers are matched by order (the original's layer names differ from ours), every array's shape is
+    checked and all mismatches are listed at once. Writes model.keras, config.toml and classes.json into
+    train.output_dir, so `defectkit evaluate CONFIG` (or infer, report) then uses the imported model.
+    The dataset must exist (`defectkit build`): it gives the class count and names.
+    """
+    _quiet_tf()
+    from training.import_weights import import_weights
+
+    cfg = _load(config, set_)
+    target = import_weights(weights, cfg, overwrite=overwrite)
+    typer.echo(f"model: {target}")
+
+
+@report_errors
 def report(
     run_dir: Annotated[Path, typer.Argument(help="Training run folder (train.output_dir of the config).")],
     out: Annotated[
@@ -229,4 +253,5 @@ def register(app: typer.Typer) -> None:
     app.command("infer")(infer_cmd)
     app.command("summary")(summary_cmd)
     app.command("import-config")(import_config_cmd)
+    app.command("import-weights")(import_weights_cmd)
     app.command("report")(report)

@@ -59,3 +59,18 @@ def test_kernels_shrink_and_softmax_sums_to_one() -> None:
 def test_bad_image_size_is_rejected_with_working_sizes() -> None:
     with pytest.raises(ValueError, match=r"multiples of 2\^3 = 8 \(30 → 24 or 32\)"):
         build_flexunet((30, 32), 3, 2, num_layers=4)
+
+
+def test_decoder_dilations_mirror_the_encoder_as_in_the_original() -> None:
+    """The original: dilations = [(d,d), (d-1,d-1), … ≥ 1] per encoder level, decoder step i uses
+    dilations[::-1][1:][i] in both of its convolutions; the final 1×1 convolution is undilated."""
+    from keras import layers
+
+    model = build_flexunet((128, 128), 3, 3, base_filters=1, base_kernels=(3, 3), num_layers=8, dilation=(3, 3))
+    got = [tuple(layer.dilation_rate) for layer in model.layers if type(layer) is layers.Conv2D]
+    encoder = [(3, 3)] * 2 + [(2, 2)] * 2 + [(1, 1)] * 12  # levels 0 … 7 (7 = bridge), two convolutions each
+    decoder = [(1, 1)] * 10 + [(2, 2)] * 2 + [(3, 3)] * 2  # levels 6 … 0, two convolutions each
+    assert got == encoder + decoder + [(1, 1)]
+    assert not any(
+        tuple(layer.dilation_rate) != (1, 1) for layer in model.layers if isinstance(layer, layers.Conv2DTranspose)
+    )

@@ -3,7 +3,9 @@
 With n = num_layers, k = base_kernels, d = dilation, f = base_filters, encoder level i uses two
 convolutions of f·2^i filters, kernel max(3, k−2i), dilation max(1, d−i), dropout rate·i between
 them and a 2×2 max-pool except at the bridge; the decoder mirrors it with 2×2 transposed
-convolutions and skip concatenation, ending in a 1×1 softmax over the dataset's classes.
+convolutions and skip concatenation, its level-i convolutions using level i's kernel and dilation
+(the original's `kernel_sizes[::-1][1:]` and `dilations[::-1][1:]`), ending in a 1×1 softmax over
+the dataset's classes.
 Same parameter count as the original (the PanNuke configuration has 124,996,934).
 """
 
@@ -100,13 +102,14 @@ def build_flexunet(
             skips.append(x)
             x = layers.MaxPooling2D(2)(x)
     decoder_kernels = kernels[::-1][1:]  # levels n−2 … 0
+    decoder_dilations = dilations[::-1][1:]  # as the original: the encoder's, reversed, bridge dropped
     for j, level in enumerate(range(num_layers - 2, -1, -1)):
         filters = base_filters * 2**level
         x = layers.Conv2DTranspose(filters, 2, strides=2, padding="same")(x)
         x = layers.Concatenate()([x, skips[level]])
-        x = conv(x, filters, decoder_kernels[j], (1, 1))
+        x = conv(x, filters, decoder_kernels[j], decoder_dilations[j])
         x = layers.Dropout(dropout_rate * level)(x)
-        x = conv(x, filters, decoder_kernels[j], (1, 1))
+        x = conv(x, filters, decoder_kernels[j], decoder_dilations[j])
     outputs = layers.Conv2D(num_classes, 1, activation="softmax", dtype="float32", name="probabilities")(x)
     return keras.Model(inputs, outputs, name=name)
 
