@@ -2,8 +2,13 @@
 
 Values are parsed with `ast.literal_eval` (Python literals only — never `eval`, which the original
 used on every value). Keys with no equivalent are listed, with the reason, so nothing is dropped
-silently; the `[mask] rgb_map` is kept as a comment block, because class colours live in the
-dataset's `dataset.json` (give them to `defectkit convert --palette`).
+silently. What the original does *effectively* is reproduced, not what its keys say: keys absent from
+the config get the original's defaults (clipvalue 0.2, base_kernels (3, 3), no LR reducer, …), and the
+LR reducer, when on, waits Keras's default 10 epochs, because the original passes its patience as
+`reduer_patience`, a misspelling Keras ignores.
+
+The config's `[train]/[valid]/[test] images_dir, masks_dir` become a dataset recipe (source format
+`folders`, palette from `[mask] rgb_map`), so `defectkit build` + `train` run from an original project.
 """
 
 from __future__ import annotations
@@ -18,6 +23,24 @@ from typing import Any
 from datatools.errors import InputError, Problem
 from training.config import LOSSES, METRICS, dumps_toml, toml_value
 
+SPLIT_SECTIONS = {"train": "train", "valid": "valid", "test": "test", "eval": "test"}
+# What the original uses when a key is absent (TensorFlowFlexUNet.py / TensorFlowFlexModel.py `dvalue`s),
+# where our default differs: original (section, key) → (our section, key, value).
+ORIGINAL_DEFAULTS: dict[tuple[str, str], tuple[str, str, Any]] = {
+    ("model", "base_kernels"): ("model", "base_kernels", [3, 3]),
+    ("model", "num_layers"): ("model", "num_layers", 6),
+    ("model", "dilation"): ("model", "dilation", [1, 1]),
+    ("model", "normalization"): ("model", "normalization", False),
+    ("model", "input_normalize"): ("model", "input_normalize", True),
+    ("model", "clipvalue"): ("train", "clipvalue", 0.2),
+    ("model", "learning_rate"): ("train", "learning_rate", 1e-4),
+    ("train", "batch_size"): ("train", "batch_size", 4),
+    ("train", "epochs"): ("train", "epochs", 100),
+    ("train", "patience"): ("train", "patience", 10),
+    ("eval", "batch_size"): ("eval", "batch_size", 4),
+}
+KERAS_REDUCER_PATIENCE = 10  # ReduceLROnPlateau's default, what the original's reducer really used
+
 
 @dataclass
 class Imported:
@@ -26,6 +49,8 @@ class Imported:
     doc: dict[str, dict[str, Any]]
     unmapped: list[tuple[str, str]] = field(default_factory=list)  # ("section.key", reason)
     notes: list[str] = field(default_factory=list)
+    rgb_map: list[tuple[int, int, int]] | None = None
+    folders: dict[str, Any] | None = None  # the split folders' root, for the dataset recipe
 
     def to_toml(self, source: str) -> str:
         header = f"# converted by `defectkit import-config` from {source}\n"
@@ -75,11 +100,6 @@ def _pair(v: Any) -> list[int]:
     return [int(x) for x in v]
 
 
-def _metrics(v: Any) -> list[str]:
-    names = [v] if isinstance(v, str) else list(v)
-    return [n for n in names if n in METRICS] or ["dice_coef_multiclass"]
-
-
 # (section, key) → how to apply it; image size needs both keys and is handled separately.
 MAPPING: dict[tuple[str, str], Callable[[Any, dict], None]] = {
     ("model", "model"): _set("model", "name", _model_name),
@@ -94,19 +114,18 @@ MAPPING: dict[tuple[str, str], Callable[[Any, dict], None]] = {
     ("model", "learning_rate"): _set("train", "learning_rate", float),
     ("model", "clipvalue"): _set("train", "clipvalue", float),
     ("model", "optimizer"): _set("train", "optimizer", lambda v: str(v).lower()),
-    ("model", "metrics"): _set("train", "metrics", _metrics),
+    ("model", "input_normalize"): _set("model", "input_normalize", bool),
     ("train", "epochs"): _set("train", "epochs", int),
     ("train", "batch_size"): _set("train", "batch_size", int),
     ("train", "patience"): _set("train", "patience", int),
-    ("train", "learning_rate_reducer"): _bool_to("train", "reducer_patience", 0),
     ("train", "reducer_factor"): _set("train", "reducer_factor", float),
-    ("train", "reducer_patience"): _set("train", "reducer_patience", int),
     ("train", "model_dir"): _set("train", "output_dir", str),
     ("train", "epoch_change_infer"): _bool_to("train", "num_infer_images", 0),
     ("train", "num_infer_images"): _set("train", "num_infer_images", int),
     ("train", "steps_per_epoch"): _set("train", "steps_per_epoch", int),
     ("train", "validation_steps"): _set("train", "validation_steps", int),
     ("train", "seed"): _set("train", "seed", int),
+    ("eval", "batch_size"): _set("eval", "batch_size", int),
     ("tiledinfer", "overlapping"): _set("infer", "overlap", int),
     ("tiledinfer", "split_size"): _set("infer", "tile", int),
 }
@@ -130,10 +149,15 @@ NO_EQUIVALENT: dict[str, str] = {
     "tiledinfer.output_dir": "give the output to `defectkit infer CONFIG INPUT OUT --tiled`",
     "tiledinfer.merged_dir": "overlays are always written to OUT/overlays",
     "tiledinfer.bitwise_blending": "tiles are always Hann-blended",
-    "mask.rgb_map": "class colours live in dataset.json (kept below as a comment)",
-    "mask.mask_datatype": "masks are always colorized class masks decoded exactly",
-    "mask.mask_file_format": "masks are always PNG",
+    "train.metrics": "names of logged values; defectkit logs every compiled metric (history.csv, TensorBoard)",
+    "mask.rgb_map": "class colours live in dataset.json: the dataset recipe's [palette] (kept below as a comment)",
+    "mask.mask_datatype": "masks are always colorized class masks",
+    "mask.mask_file_format": "masks are read as colour images (PNG, or JPEG with --snap nearest); .npz is not read",
+    "image.color_order": "images are always read as RGB, as the original's default",
 }
+for _split in SPLIT_SECTIONS:
+    for _key in ("images_dir", "masks_dir", "image_datapath", "mask_datapath"):
+        NO_EQUIVALENT.setdefault(f"{_split}.{_key}", "read through the dataset recipe (source format 'folders')")
 
 
 def import_config(path: Path, *, dataset: str | None = None) -> Imported:
@@ -147,7 +171,7 @@ def import_config(path: Path, *, dataset: str | None = None) -> Imported:
         raise InputError("config file not found", str(path)) from None
     except (OSError, UnicodeDecodeError, configparser.Error) as e:
         raise InputError(f"not a readable INI config: {e}", str(path)) from None
-    doc: dict[str, dict[str, Any]] = {"data": {}, "model": {"name": "flexunet"}, "train": {}, "infer": {}}
+    doc: dict[str, dict[str, Any]] = {"data": {}, "model": {"name": "flexunet"}, "train": {}, "eval": {}, "infer": {}}
     if dataset:
         doc["data"]["dataset"] = dataset
     result = Imported(doc)
@@ -165,6 +189,16 @@ def import_config(path: Path, *, dataset: str | None = None) -> Imported:
                         doc["train"]["loss"] = loss
                     else:
                         result.unmapped.append((name, f"loss {loss!r} not available (valid: {', '.join(LOSSES)})"))
+                elif section == "model" and key == "metrics":
+                    names = [value] if isinstance(value, str) else list(value)
+                    known = [n for n in names if n in METRICS]
+                    if known:
+                        doc["train"]["metrics"] = known
+                    for n in names:
+                        if n not in METRICS:
+                            result.unmapped.append((name, f"metric {n!r} not available (valid: {', '.join(METRICS)})"))
+                elif section == "train" and key in ("learning_rate_reducer", "reducer_patience"):
+                    continue  # below: what the original's reducer effectively did
                 elif section == "model" and key in ("image_width", "image_height"):
                     continue
                 elif section == "mask" and key == "rgb_map":
@@ -181,10 +215,75 @@ def import_config(path: Path, *, dataset: str | None = None) -> Imported:
             doc["data"]["image_size"] = [h, w]
         except (TypeError, ValueError) as e:
             problems.append(Problem(str(path), f"[model] image_height/image_width: {e}"))
+    _reducer(parser, doc, result)
+    for (section, key), (ours, our_key, value) in ORIGINAL_DEFAULTS.items():
+        if not parser.has_option(section, key) and our_key not in doc.get(ours, {}):
+            doc[ours][our_key] = value
+            result.notes.append(f"{section}.{key} absent: the original's default {value!r} is used")
     if problems:
         raise InputError(problems)
     result.doc = {s: v for s, v in doc.items() if v}
+    result.rgb_map = _rgb_map(parser)
+    result.folders = _folders(parser, path)
     return result
+
+
+def _reducer(parser: configparser.ConfigParser, doc: dict, result: Imported) -> None:
+    on = bool(literal(parser.get("train", "learning_rate_reducer", fallback="False")))
+    if not on:
+        doc["train"]["reducer_patience"] = 0
+        result.notes.append("no learning-rate reducer, as in the original (learning_rate_reducer is off or absent)")
+        return
+    doc["train"]["reducer_patience"] = KERAS_REDUCER_PATIENCE
+    doc["train"].setdefault("reducer_factor", 0.4)
+    written = parser.get("train", "reducer_patience", fallback=None)
+    result.notes.append(
+        f"LR reducer patience {KERAS_REDUCER_PATIENCE}: the original passes reducer_patience"
+        f"{' = ' + written.strip() if written else ''} to Keras as `reduer_patience`, a misspelling Keras ignores, "
+        f"so its reducer always waited Keras's default {KERAS_REDUCER_PATIENCE} epochs; set train.reducer_patience "
+        "for what the config meant"
+    )
+    if written is not None:
+        result.unmapped.append(("train.reducer_patience", "ignored by the original (see the note above)"))
+
+
+def _rgb_map(parser: configparser.ConfigParser) -> list[tuple[int, int, int]] | None:
+    value = literal(parser.get("mask", "rgb_map", fallback="None"))
+    if not isinstance(value, dict):
+        return None
+    try:
+        colors = [tuple(int(v) for v in c) for c in value]
+    except (TypeError, ValueError):
+        return None
+    return colors if all(len(c) == 3 for c in colors) else None  # type: ignore[return-value]
+
+
+def _folders(parser: configparser.ConfigParser, path: Path) -> dict[str, Any] | None:
+    """The ImageMask root of the config's split folders: {"root", "images", "masks"} or None."""
+    found: dict[str, tuple[Path, Path]] = {}
+    for section, split in SPLIT_SECTIONS.items():
+        images = parser.get(section, "images_dir", fallback=None) or parser.get(
+            section, "image_datapath", fallback=None
+        )
+        masks = parser.get(section, "masks_dir", fallback=None) or parser.get(section, "mask_datapath", fallback=None)
+        if images and masks and split not in found:
+            found[split] = (Path(str(literal(images)).rstrip("/\\")), Path(str(literal(masks)).rstrip("/\\")))
+    if not found:
+        return None
+    roots = {img.parent.parent for img, _ in found.values()} | {m.parent.parent for _, m in found.values()}
+    names = {(img.name, m.name) for img, m in found.values()}
+    split_dirs = {img.parent.name for img, _ in found.values()}
+    if len(roots) != 1 or len(names) != 1:
+        return {
+            "error": "the split folders do not share one root and folder names: " + ", ".join(sorted(map(str, roots)))
+        }
+    (images_name, masks_name), root = names.pop(), roots.pop()
+    return {
+        "root": (path.parent / root) if not root.is_absolute() else root,
+        "images": images_name,
+        "masks": masks_name,
+        "split_dirs": sorted(split_dirs),
+    }
 
 
 def _rgb_map_notes(value: Any) -> list[str]:

@@ -200,7 +200,7 @@ def build_mask(sample: SampleSource, shape: tuple[int, int], ctx: MaskContext) -
         n = sum(c for _, c in stray)
         common = ", ".join(f"{c} ×{k}" for c, k in stray[:3])
         raise InputError(
-            f"{n} of {rgb.shape[0] * rgb.shape[1]} pixels ({100 * n / (rgb.shape[0] * rgb.shape[1]):.1f} %) have "
+            f"{n} of {rgb.shape[0] * rgb.shape[1]} pixels ({100 * n / (rgb.shape[0] * rgb.shape[1]):.2f} %) have "
             f"colours not in the palette, most common {common} (--snap nearest maps them to the nearest class)",
             path,
         )
