@@ -1,4 +1,4 @@
-"""The `augment` command: offline augmentation of a dataset directory driven by a TOML recipe."""
+"""The `augment` command (offline augmentation of a dataset directory driven by a TOML recipe) and `import-augment`."""
 
 from __future__ import annotations
 
@@ -141,5 +141,30 @@ def ops_help() -> str:
     return "\n".join(lines)
 
 
+@report_errors
+def import_augment(
+    config: Annotated[Path, typer.Argument(help="The original tool's generator.config (INI).")],
+    out: Annotated[Path, typer.Argument(help="Recipe TOML to write, for `defectkit augment --recipe`.")],
+    overwrite: Overwrite = False,
+) -> None:
+    """Convert an original OfflineImageMaskAugmentor generator.config into an augmentation recipe.
+
+    Every op the original applies ([augmentor] hflip, vflip, rotation/angles, shrinks, shears, deformation,
+    distortion; barrdistortion, pincdistortion and brightening of the FlexUNet augmentor) becomes an [[ops]]
+    table with a comment on how it was mapped. Elastic alpha is rescaled per sigma to the same displacement
+    std (the original smooths its field over H×W×3 with zero padding: alpha 1300, sigma 8 there is alpha
+    112 here); distortions are matched by displacement std (approximate). Values are read as Python
+    literals (never eval) with the original's defaults. What cannot be mapped is printed as a warning and
+    kept as a comment in the TOML. The file is written atomically.
+    """
+    from datatools.augment.import_original import import_generator_config
+
+    result = import_generator_config(config, out, overwrite=overwrite)
+    for warning in result.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    typer.echo(f"wrote {out}: {len(result.ops)} ops ({', '.join(e['op'] for e, _ in result.ops)})")
+
+
 def register(app: typer.Typer) -> None:
     app.command("augment")(augment)
+    app.command("import-augment")(import_augment)
