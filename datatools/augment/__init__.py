@@ -6,7 +6,13 @@ class indices; photometric ops change the image only.
 """
 
 from datatools.augment.distort import barrel, distort, pincushion
-from datatools.augment.elastic import elastic, elastic_maps
+from datatools.augment.elastic import (
+    displacement_std,
+    elastic,
+    elastic_maps,
+    equivalent_alpha,
+    original_displacement_std,
+)
 from datatools.augment.engine import AugmentReport, augment_dataset, plan, regenerate
 from datatools.augment.geometric import hflip, rotate, shear, shrink, vflip
 from datatools.augment.photometric import blur, brightness, noise
@@ -25,14 +31,17 @@ __all__ = [
     "blur",
     "brightness",
     "derive_seed",
+    "displacement_std",
     "distort",
     "elastic",
     "elastic_maps",
+    "equivalent_alpha",
     "get_op",
     "hflip",
     "load_recipe",
     "noise",
     "op_names",
+    "original_displacement_std",
     "parse_recipe",
     "pincushion",
     "plan",

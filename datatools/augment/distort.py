@@ -28,12 +28,20 @@ def distort(
     cell size in x and y, and the displacement is interpolated bicubically over the image. Strength up
     to about 0.4 keeps the mapping fold-free.
     """
-    h, w = mask.shape[:2]
+    map_x, map_y = distort_maps(mask.shape[:2], strength=strength, grid=grid, rng=rng)
+    return remap_pair(image, mask, map_x, map_y, mask_fill=None)
+
+
+def distort_maps(
+    shape: tuple[int, int], *, strength: float, grid: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Source coordinates (map_x, map_y) of `distort` for an image of `shape` (H, W)."""
+    h, w = shape[:2]
     nodes = rng.uniform(-strength, strength, size=(2, grid + 1, grid + 1)).astype(np.float32)
     dx = cv2.resize(nodes[0] * np.float32(w / grid), (w, h), interpolation=cv2.INTER_CUBIC)
     dy = cv2.resize(nodes[1] * np.float32(h / grid), (w, h), interpolation=cv2.INTER_CUBIC)
     xs, ys = _grid((h, w))
-    return remap_pair(image, mask, xs + dx, ys + dy, mask_fill=None)
+    return xs + dx, ys + dy
 
 
 def radial_maps(shape: tuple[int, int], k: float, radius: float) -> tuple[np.ndarray, np.ndarray]:

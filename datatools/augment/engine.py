@@ -21,6 +21,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from datatools.augment.fields import OpCheck, recipe_checks, typical_shape
 from datatools.augment.recipe import Recipe, derive_seed
 from datatools.augment.registry import apply_aug
 from datatools.dataset import (
@@ -101,6 +102,13 @@ def plan(dataset: Dataset, recipe: Recipe, *, recipe_source: str = "recipe") -> 
     if problems:
         raise InputError(problems)
     return tasks
+
+
+def field_checks(dataset: Dataset, recipe: Recipe) -> list[OpCheck]:
+    """Displacement std and fold estimate of every geometric op, at the typical size of the rows to augment."""
+    splits = effective_splits(dataset, recipe)
+    rows = [r for r in dataset.rows if splits is None or r["split"] in splits] or dataset.rows
+    return recipe_checks(recipe, typical_shape(rows))
 
 
 # --------------------------------------------------------------------------------------------- rendering

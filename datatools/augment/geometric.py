@@ -53,8 +53,8 @@ def _keep_dims(out: np.ndarray, like: np.ndarray) -> np.ndarray:
     return out.reshape(out.shape[:2] + like.shape[2:]) if like.ndim == 3 and out.ndim == 2 else out
 
 
-def _center(mask: np.ndarray) -> tuple[float, float]:
-    h, w = mask.shape[:2]
+def _center_of(shape: tuple[int, int]) -> tuple[float, float]:
+    h, w = shape[:2]
     return (w - 1) / 2.0, (h - 1) / 2.0
 
 
@@ -80,17 +80,31 @@ def rotate(
     if quarter == round(quarter):
         k = round(quarter) % 4
         return np.ascontiguousarray(np.rot90(image, k)), np.ascontiguousarray(np.rot90(mask, k))
-    matrix = cv2.getRotationMatrix2D(_center(mask), float(angle), 1.0)
-    return warp_affine_pair(image, mask, matrix)
+    return warp_affine_pair(image, mask, rotate_matrix(mask.shape[:2], angle))
+
+
+def rotate_matrix(shape: tuple[int, int], angle: float) -> np.ndarray:
+    """The forward 2×3 affine of `rotate` for an image of `shape` (H, W)."""
+    return cv2.getRotationMatrix2D(_center_of(shape), float(angle), 1.0)
+
+
+def shear_matrix(shape: tuple[int, int], factor: float) -> np.ndarray:
+    """The forward 2×3 affine of `shear`: x' = x + factor · (y - cy)."""
+    _, cy = _center_of(shape)
+    return np.array([[1.0, factor, -factor * cy], [0.0, 1.0, 0.0]])
+
+
+def shrink_matrix(shape: tuple[int, int], ratio: float) -> np.ndarray:
+    """The forward 2×3 affine of `shrink`: scale by `ratio` about the centre."""
+    cx, cy = _center_of(shape)
+    return np.array([[ratio, 0.0, (1 - ratio) * cx], [0.0, ratio, (1 - ratio) * cy]])
 
 
 def shear(
     image: np.ndarray, mask: np.ndarray, *, factor: float, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
     """Horizontal shear about the centre row: x' = x + factor · (y - cy); reflected borders."""
-    _, cy = _center(mask)
-    matrix = np.array([[1.0, factor, -factor * cy], [0.0, 1.0, 0.0]])
-    return warp_affine_pair(image, mask, matrix)
+    return warp_affine_pair(image, mask, shear_matrix(mask.shape[:2], factor))
 
 
 def shrink(
@@ -103,8 +117,7 @@ def shrink(
     nearest neighbour and its margin is background (class 0).
     """
     h, w = mask.shape[:2]
-    cx, cy = _center(mask)
-    matrix = np.array([[ratio, 0.0, (1 - ratio) * cx], [0.0, ratio, (1 - ratio) * cy]])
+    matrix = shrink_matrix((h, w), ratio)
     source = image
     if ratio < 0.75:
         source = cv2.GaussianBlur(image, (0, 0), 0.5 * (1 / ratio - 1), borderType=REFLECT).reshape(image.shape)

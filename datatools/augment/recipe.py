@@ -5,7 +5,7 @@ seed = 137                 # integer; every derived sample's seed is derived fro
 splits = ["train"]         # optional; default ["train"] for a split dataset, every row otherwise
 [[ops]]
 op = "elastic"
-alpha = 1300
+alpha = 126                # 3 px displacement std: the original tool's alpha 1300, sigma 7
 sigma = 7
 copies = 2
 [[ops]]

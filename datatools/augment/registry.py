@@ -90,7 +90,7 @@ def _build() -> dict[str, OpSpec]:
                 Param("sigma", "float", "smoothness (Gaussian sigma, px)", None, lambda v: 0.5 <= v <= 200, "0.5..200"),
             ),
             random=True,
-            example={"alpha": 1300, "sigma": 7},
+            example={"alpha": 126, "sigma": 7},  # 3 px std: the original tool's alpha 1300 (issue 9)
         ),
         OpSpec("hflip", hflip, GEOMETRIC, "mirror left-right"),
         OpSpec("vflip", vflip, GEOMETRIC, "mirror top-bottom"),
