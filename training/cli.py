@@ -175,21 +175,49 @@ def import_config_cmd(
     config: Annotated[Path, typer.Argument(help="Original FlexUNet train_eval_infer.config (INI).")],
     out: Annotated[Path, typer.Argument(help="TOML config to write.")],
     dataset: Annotated[
-        str | None, typer.Option("--dataset", help="Value for [data] dataset (a defectkit dataset directory).")
+        str | None,
+        typer.Option(
+            "--dataset",
+            help="Value for [data] dataset (default: build/<name>/dataset, what `defectkit build RECIPE` writes).",
+        ),
+    ] = None,
+    recipe: Annotated[
+        Path | None,
+        typer.Option(
+            "--recipe", help="Dataset recipe to write for the config's split folders (default OUT.dataset.toml)."
+        ),
+    ] = None,
+    classes: Annotated[
+        str | None,
+        typer.Option(
+            "--classes",
+            help="Comma-separated class names for the rgb_map colours after black, e.g. color,cut,fold,glue,poke.",
+        ),
     ] = None,
     overwrite: Overwrite = False,
 ) -> None:
-    """Convert an original FlexUNet INI config to a defectkit TOML config.
+    """Convert an original FlexUNet INI config to a defectkit TOML config, plus a dataset recipe.
 
-    Values are read as Python literals (ast.literal_eval, never eval). Keys with no equivalent are
-    listed here and in OUT's header comments; the rgb_map is kept as a comment for `convert --palette`.
+    Values are read as Python literals (ast.literal_eval, never eval). The original's effective behaviour is
+    kept: its defaults for absent keys, and its LR reducer's real patience (Keras's 10, since it misspells the
+    key). Keys with no equivalent are listed here and in OUT's header. When the config names its
+    train/valid/test images_dir and masks_dir, a dataset recipe (format folders, palette from rgb_map) is
+    written too, so that `defectkit build RECIPE` then `defectkit train OUT` run the original project.
     """
     from training.import_config import write_imported
 
-    result = write_imported(config, out, dataset=dataset, overwrite=overwrite)
+    names = [c.strip() for c in classes.split(",") if c.strip()] if classes else None
+    result, recipe_path = write_imported(
+        config, out, dataset=dataset, recipe=recipe, classes=names, overwrite=overwrite
+    )
     for key, why in result.unmapped:
         typer.echo(f"not converted: {key}: {why}")
+    for note in result.notes:
+        typer.echo(f"note: {note}")
     typer.echo(f"written: {out}")
+    if recipe_path is not None:
+        typer.echo(f"written: {recipe_path}")
+        typer.echo(f"next: defectkit build {recipe_path}  then  defectkit train {out}")
 
 
 @report_errors

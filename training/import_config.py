@@ -289,20 +289,96 @@ def _folders(parser: configparser.ConfigParser, path: Path) -> dict[str, Any] | 
 def _rgb_map_notes(value: Any) -> list[str]:
     if not isinstance(value, dict):
         return [f"rgb_map (unparsed): {value!r}"]
-    lines = ["rgb_map of the original config (index: colour) — pass names and colours to `convert --palette`:"]
+    lines = ["rgb_map of the original config (index: colour), the dataset recipe's [palette]:"]
     for color, index in sorted(value.items(), key=lambda kv: kv[1]):
         lines.append(f"  {index}: {toml_value(list(color))}")
     return lines
 
 
-def write_imported(path: Path, out: Path, *, dataset: str | None = None, overwrite: bool = False) -> Imported:
-    """Convert `path` and write OUT (refusing to replace an existing file unless `overwrite`)."""
+def recipe_text(result: Imported, *, name: str, recipe: Path, config: Path, classes: list[str] | None) -> str:
+    """A dataset recipe (source format `folders`) for the imported config's split folders."""
+    import os
+
+    folders = result.folders
+    assert folders is not None and "error" not in folders and result.rgb_map is not None
+    colors = result.rgb_map[1:]
+    names = list(classes) if classes else [f"class_{i}" for i in range(1, len(colors) + 1)]
+    if len(names) != len(colors):
+        raise InputError(
+            f"--classes names {len(names)} classes but [mask] rgb_map has {len(colors)} besides background",
+            "--classes",
+        )
+    rel = Path(os.path.relpath(Path(folders["root"]).resolve(), recipe.parent.resolve())).as_posix()
+    source: dict[str, Any] = {"format": "folders", "path": rel, "snap": "nearest"}
+    if folders["images"] != "images":
+        source["images"] = folders["images"]
+    if folders["masks"] != "masks":
+        source["masks"] = folders["masks"]
+    header = (
+        f"# dataset recipe written by `defectkit import-config` for the split folders of {config}\n"
+        "# masks: the original resized and warped them bilinearly, so their edges are not palette-exact;\n"
+        "# snap = nearest maps every colour to the nearest [palette] colour, as the original's reader did.\n"
+        "# split: the folders' train/valid/test is kept, and every group found in two splits (copies made by\n"
+        "# the original augmenter before splitting) is moved whole into one (method = regroup).\n"
+        "# The folders are already augmented by the original tool: no [augment] here.\n"
+    )
+    if not classes:
+        header += "# class names: pass --classes to import-config to name them (class_1 … is a placeholder)\n"
+    doc: dict[str, dict[str, Any]] = {
+        "source": source,
+        "palette": {n: list(c) for n, c in zip(names, colors, strict=True)},
+        "split": {"method": "regroup"},
+        "training": {"config": Path(os.path.relpath(Path(config).resolve(), recipe.parent.resolve())).as_posix()},
+    }
+    return header + f"name = {toml_value(name)}\n\n" + dumps_toml(doc)
+
+
+def write_imported(
+    path: Path,
+    out: Path,
+    *,
+    dataset: str | None = None,
+    recipe: Path | None = None,
+    classes: list[str] | None = None,
+    overwrite: bool = False,
+) -> tuple[Imported, Path | None]:
+    """Convert `path` and write OUT and, when the config names its split folders, a dataset recipe.
+
+    The recipe goes to `recipe` (default: OUT's stem + `.dataset.toml`); its build's dataset,
+    `build/<name>/dataset` under the current folder, becomes `[data] dataset` unless `dataset` is given.
+    Refuses to replace existing files unless `overwrite`.
+    """
+    import os
+
     from datatools.files import atomic_write_text
 
     out = Path(out)
-    if out.exists() and not overwrite:
-        raise InputError("already exists; choose another path or pass --overwrite", str(out))
     result = import_config(path, dataset=dataset)
+    folders = result.folders
+    write_recipe = folders is not None and "error" not in folders and result.rgb_map is not None
+    if folders is not None and "error" in folders:
+        result.notes.append(f"no dataset recipe written: {folders['error']}")
+    elif folders is not None and result.rgb_map is None:
+        result.notes.append("no dataset recipe written: the config has no readable [mask] rgb_map")
+    recipe_path = (recipe or out.with_name(f"{out.stem}.dataset.toml")) if write_recipe else None
+    targets = [out] + ([recipe_path] if recipe_path else [])
+    existing = [
+        Problem(str(t), "already exists; choose another path or pass --overwrite") for t in targets if t.exists()
+    ]
+    if existing and not overwrite:
+        raise InputError(existing)
+    recipe_doc = None
+    if recipe_path is not None:
+        assert folders is not None
+        name = Path(folders["root"]).name or Path(path).parent.name
+        recipe_doc = recipe_text(result, name=name, recipe=recipe_path, config=out, classes=classes)
+        if dataset is None:
+            built = (Path.cwd() / "build" / name / "dataset").resolve()
+            result.doc.setdefault("data", {})["dataset"] = Path(os.path.relpath(built, out.parent.resolve())).as_posix()
+            result.notes.append(f"[data] dataset is what `defectkit build {recipe_path}` writes from this folder")
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, result.to_toml(str(path)))
-    return result
+    if recipe_path is not None and recipe_doc is not None:
+        recipe_path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(recipe_path, recipe_doc)
+    return result, recipe_path

@@ -91,7 +91,8 @@ def test_original_config_converts_to_a_loadable_toml(tmp_path: Path) -> None:
     assert c.image_size == (512, 512)
     t = c.train
     assert (t["learning_rate"], t["clipvalue"], t["epochs"], t["batch_size"]) == (7e-5, 0.5, 100, 4)
-    assert (t["patience"], t["reducer_factor"], t["reducer_patience"], t["num_infer_images"]) == (10, 0.4, 4, 6)
+    # the original misspells the reducer's patience, so Keras's default 10 is what it really used
+    assert (t["patience"], t["reducer_factor"], t["reducer_patience"], t["num_infer_images"]) == (10, 0.4, 10, 6)
     assert t["output_dir"] == str((tmp_path / "models").resolve())
     assert (c.infer["tile"], c.infer["overlap"]) == (512, 64)
     assert c.dataset_dir == (tmp_path / "build" / "leather").resolve()
@@ -101,7 +102,11 @@ def test_switches_turned_off_disable_our_callbacks(tmp_path: Path) -> None:
     ini = tmp_path / "x.config"
     ini.write_text("[train]\nlearning_rate_reducer = False\nepoch_change_infer = False\n", encoding="utf-8")
     doc = import_config(ini).doc
-    assert doc["train"] == {"reducer_patience": 0, "num_infer_images": 0}
+    assert doc["train"]["reducer_patience"] == 0 and doc["train"]["num_infer_images"] == 0
+    # absent keys take the original's defaults, not ours
+    assert (doc["train"]["clipvalue"], doc["train"]["learning_rate"], doc["train"]["batch_size"]) == (0.2, 1e-4, 4)
+    assert (doc["model"]["base_kernels"], doc["model"]["num_layers"], doc["model"]["dilation"]) == ([3, 3], 6, [1, 1])
+    assert doc["model"]["input_normalize"] is True and doc["eval"]["batch_size"] == 4
 
 
 def test_values_are_never_evaluated(tmp_path: Path) -> None:
@@ -116,9 +121,10 @@ def test_values_are_never_evaluated(tmp_path: Path) -> None:
 
 def test_missing_dataset_is_flagged_in_the_output(tmp_path: Path) -> None:
     ini = tmp_path / "x.config"
-    ini.write_text(ORIGINAL, encoding="utf-8")
+    ini.write_text(ORIGINAL.replace("image_datapath", "unused_datapath"), encoding="utf-8")  # no split folders
     out = tmp_path / "o.toml"
     CliRunner().invoke(app, ["import-config", str(ini), str(out)])
+    assert not (tmp_path / "o.dataset.toml").exists()
     assert "[data] dataset is required" in out.read_text(encoding="utf-8")
     again = CliRunner().invoke(app, ["import-config", str(ini), str(out)])
     assert again.exit_code == 1 and "already exists" in again.output
