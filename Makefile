@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test lint format bench clean demo demo-anomaly mvtec-leather neu-seg car-damages
+.PHONY: install test lint format bench clean demo demo-anomaly mvtec-leather neu-seg synthetic-neu-seg car-damages
 
 install: $(STAMP)
 
@@ -78,6 +78,9 @@ mvtec-leather: install
 
 neu-seg: install
 	$(call pipeline,neu-seg,$(NEU_ROOT))
+
+synthetic-neu-seg: install
+	$(call pipeline,synthetic-neu-seg,$(SYNTHETIC_NEU_ROOT))
 
 car-damages: install
 	$(call pipeline,car-damages,$(SLY_ROOT))

@@ -18,13 +18,13 @@ TINY = (
     "--set train.num_infer_images=1"
 )
 CAR_CLASSES = [
-    ("Missing_part", "#13a4c9"),
-    ("Broken_part", "#a6ff47"),
+    ("Missing part", "#13a4c9"),
+    ("Broken part", "#a6ff47"),
     ("Scratch", "#b42d38"),
     ("Cracked", "#e19660"),
     ("Dent", "#903c59"),
     ("Flaking", "#a7741b"),
-    ("Paint_chip", "#ff00ff"),
+    ("Paint chip", "#ff00ff"),
     ("Corrosion", "#73c2ce"),
 ]
 DEMO_TO_CAR = {"stain": "Dent", "patch": "Scratch", "scratch": "Cracked", "crack": "Corrosion"}
@@ -103,6 +103,24 @@ def test_neu_seg_target_on_a_neu_like_layout(tmp_path):
     check_run(tmp_path, "neu-seg", ["inclusion", "patches", "scratches"])
 
 
+def test_synthetic_neu_seg_target_numbers_classes_as_the_seed(tmp_path):
+    src = demo_data(tmp_path) / "neu-seg"
+    root = tmp_path / "Synthetic_NEU-Seg_Images"  # images/ and annotations/ side by side, as published
+    root.mkdir()
+    (root / "images").symlink_to(src / "images/training")
+    (root / "annotations").symlink_to(src / "annotations/training")
+    res = make("synthetic-neu-seg", tmp_path, SYNTHETIC_NEU_ROOT=str(root), TRAIN_SET=TINY)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    ds = Dataset.load(tmp_path / "build/synthetic-neu-seg/dataset")
+    assert [(c.name, c.color) for c in ds.palette.classes[1:]] == [
+        ("patches", (0, 0, 255)),  # mask value 1
+        ("inclusion", (0, 255, 0)),  # 2
+        ("scratches", (255, 0, 0)),  # 3
+    ]
+    assert not any(r["aug"] for r in ds.rows)  # the original does not augment
+    check_run(tmp_path, "synthetic-neu-seg", ["patches", "inclusion", "scratches"])
+
+
 def test_car_damages_target_on_a_supervisely_project(tmp_path):
     src = demo_data(tmp_path) / "supervisely"
     meta = json.loads((src / "meta.json").read_text())
@@ -116,7 +134,7 @@ def test_car_damages_target_on_a_supervisely_project(tmp_path):
     res = make("car-damages", tmp_path, SLY_ROOT=str(src), TRAIN_SET=TINY)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     ds = Dataset.load(tmp_path / "build/car-damages/dataset")
-    assert ds.palette.classes[1].name == "Missing_part" and ds.palette.classes[1].color == (19, 164, 201)
+    assert ds.palette.classes[1].name == "Missing part" and ds.palette.classes[1].color == (19, 164, 201)
     assert any(" " in r["id"] for r in ds.rows)  # the "ds 1" dataset folder
     check_run(tmp_path, "car-damages", [t for t, _ in CAR_CLASSES])
 
