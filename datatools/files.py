@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from datatools.errors import InputError
+from datatools.interrupts import shielded
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 PNG_COMPRESSION = 1  # zlib level: encoding dominates conversion time; level 1 is ~2x faster than 3 for ~4% more bytes
@@ -146,7 +147,8 @@ def check_output_target(out: Path, *, overwrite: bool = False, inputs: tuple[Pat
 def atomic_dir(out: Path, *, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary sibling of `out`; on success it replaces `out`, on any failure it is removed.
 
-    A failed or interrupted command therefore never leaves a half-written OUT.
+    A failed or interrupted command therefore never leaves a half-written OUT. Ctrl-C / SIGTERM are deferred
+    while the temporary is removed or renamed into place (`datatools.interrupts.shielded`).
     """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -154,18 +156,20 @@ def atomic_dir(out: Path, *, overwrite: bool = False) -> Iterator[Path]:
     try:
         yield tmp
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if out.exists():
-        if not overwrite:
+        with shielded():  # a second Ctrl-C must not stop the clean-up half way
             shutil.rmtree(tmp, ignore_errors=True)
-            raise InputError("already exists; choose another path or pass --overwrite", str(out))
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        os.replace(out, old / "x")
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out)
+        raise
+    with shielded():  # an interrupt here is delivered once OUT is complete (new, or still the old one)
+        if out.exists():
+            if not overwrite:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise InputError("already exists; choose another path or pass --overwrite", str(out))
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            os.replace(out, old / "x")
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -177,7 +181,7 @@ def atomic_write_text(path: Path, text: str) -> None:
             f.write(text)
         os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(OSError):
+        with shielded(), contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
 
