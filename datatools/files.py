@@ -160,6 +160,21 @@ def _temp_prefix(target: Path, kind: str) -> str:
     return f".{target.name}.{kind}-{host_tag()}-{os.getpid()}-"
 
 
+def inside_temporary(path: Path) -> bool:
+    """Whether `path` lies in a temporary sibling of ours (an enclosing command owns and removes it)."""
+    return any(_TEMP_NAME.search(part) for part in Path(path).parent.parts)
+
+
+def committing(path: Path) -> contextlib.AbstractContextManager[None]:
+    """`shielded()` for the step that puts `path` in place: Ctrl-C / SIGTERM then wait for it to finish.
+
+    When `path` is final (not inside a temporary), an interrupt that came meanwhile is reported as such:
+    "interrupted; PATH had just been written in full and is kept", not "nothing was written".
+    """
+    done = None if inside_temporary(path) else f"interrupted; {path} had just been written in full and is kept"
+    return shielded(completed=done)
+
+
 def pid_alive(pid: int) -> bool:
     """Whether process `pid` exists on this machine (when in doubt: True, so nothing live is ever removed)."""
     if os.name == "nt" or pid <= 0:
@@ -223,7 +238,7 @@ def atomic_dir(out: Path, *, overwrite: bool = False) -> Iterator[Path]:
         with shielded():  # a second Ctrl-C must not stop the clean-up half way
             shutil.rmtree(tmp, ignore_errors=True)
         raise
-    with shielded():  # an interrupt here is delivered once OUT is complete (new, or still the old one)
+    with committing(out):  # an interrupt here is delivered once OUT is complete (new, or still the old one)
         if out.exists():
             if not overwrite:
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -239,7 +254,7 @@ def atomic_dir(out: Path, *, overwrite: bool = False) -> Iterator[Path]:
 def atomic_write_text(path: Path, text: str) -> None:
     """Write a file through a temporary sibling and rename it into place (removing those of dead runs first)."""
     path = Path(path)
-    if not any(_TEMP_NAME.search(part) for part in path.parent.parts):  # in a fresh temporary nothing is stale
+    if not inside_temporary(path):  # in a fresh temporary of ours nothing can be stale
         remove_stale_siblings(path)
     fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path, "tmp"), dir=path.parent)
     try:

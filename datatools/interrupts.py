@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from types import FrameType
@@ -47,12 +48,14 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def shielded() -> Iterator[None]:
+def shielded(completed: str | None = None) -> Iterator[None]:
     """Defer SIGINT/SIGTERM until the block is done; one that came meanwhile is re-raised right after it.
 
     Used around the renames that put OUT in place and around the removal of a temporary sibling, so an
     interrupt can neither leave OUT missing nor a half-removed temporary behind. Python runs signal handlers
     in the main thread only, so the deferring handler holds whichever OS thread the signal lands on.
+    `completed`: what the block has finished writing; a signal deferred over a block that ended normally
+    then raises `Interrupted(completed)`, so the user is not told that nothing was written.
     """
     if not _in_main_thread():
         yield
@@ -70,6 +73,8 @@ def shielded() -> Iterator[None]:
         for s, handler in previous.items():
             signal.signal(s, handler)
         if caught:
+            if completed is not None and sys.exc_info()[0] is None:
+                raise Interrupted(completed)
             signal.raise_signal(caught[0])  # now handled as it would have been without the block
 
 

@@ -16,7 +16,8 @@ import typer
 from typer.testing import CliRunner
 
 from datatools.cli.common import report_errors
-from datatools.interrupts import Interrupted
+from datatools.files import committing, host_tag
+from datatools.interrupts import Interrupted, shielded
 from tests.datatools.fakes import texture, write_png
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "killpg"), reason="POSIX signals and process groups")
@@ -102,9 +103,7 @@ def _assert_nothing_left(out: Path, log: Path, rc: int, took: float) -> None:
 
 
 @pytest.mark.parametrize("written", [0, 20], ids=["while-workers-start", "while-converting"])
-def test_ctrl_c_to_the_process_group_stops_a_parallel_convert(
-    big_category: Path, tmp_path: Path, written: int
-) -> None:
+def test_ctrl_c_to_the_process_group_stops_a_parallel_convert(big_category: Path, tmp_path: Path, written: int) -> None:
     """Ctrl-C in a terminal: SIGINT reaches the parent and both pool workers at once."""
     out, log = tmp_path / "out", tmp_path / "stderr.txt"
     proc = _start_convert(big_category, out, log)
@@ -158,3 +157,28 @@ def test_an_interrupt_that_kept_something_says_what() -> None:
     assert result.exit_code == 130
     assert "the best model so far is kept in run/model.keras" in result.output
     assert "nothing was written" not in result.output
+
+
+# ---------------------------------------------------------------------------------------------
+# shielded blocks: an interrupt waits for the renames, then says what was done
+
+
+def test_a_signal_during_a_shielded_block_waits_for_its_end() -> None:
+    done = []
+    with pytest.raises(KeyboardInterrupt) as caught, shielded():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        done.append(True)
+    assert done == [True] and not isinstance(caught.value, Interrupted)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_committing_a_final_path_reports_it_kept(tmp_path: Path) -> None:
+    with pytest.raises(Interrupted, match="had just been written in full and is kept"), committing(tmp_path / "out"):
+        os.kill(os.getpid(), signal.SIGINT)
+        (tmp_path / "out").mkdir()
+    # inside a temporary the enclosing command removes it all: a plain interrupt, "nothing was written"
+    inner = tmp_path / f".build.tmp-{host_tag()}-{os.getpid()}-abcdefgh" / "dataset"
+    with pytest.raises(KeyboardInterrupt) as caught, committing(inner):
+        os.kill(os.getpid(), signal.SIGINT)
+    assert not isinstance(caught.value, Interrupted)

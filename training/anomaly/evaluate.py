@@ -24,8 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from datatools.dataset import Dataset
-from datatools.files import atomic_write_text
-from datatools.interrupts import shielded
+from datatools.files import atomic_write_text, committing
 from training.anomaly import heatmap as hm
 from training.anomaly import metrics
 from training.anomaly.detectors import CAMDetector, SSIMDetector, load_detector
@@ -70,7 +69,7 @@ def _write(config: Config, result: dict[str, Any], rows: Sequence[Mapping[str, A
     t = result["threshold"]
     for row, s in zip(rows, scores, strict=True):
         w.writerow([row["id"], row["label"], f"{s:.6g}", "anomaly" if s > t else "good"])
-    with shielded():  # both files or (Ctrl-C / SIGTERM before this) neither
+    with committing(out / "evaluation.json"):  # both files, or (interrupted before) neither
         atomic_write_text(out / "evaluation.json", json.dumps(result, indent=2) + "\n")
         atomic_write_text(out / "evaluation.csv", buf.getvalue())
     return result
