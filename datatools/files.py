@@ -251,6 +251,26 @@ def atomic_dir(out: Path, *, overwrite: bool = False) -> Iterator[Path]:
             os.replace(tmp, out)
 
 
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[Path]:
+    """Yield a path named like `path` in a temporary sibling folder; on success it replaces `path` in one rename.
+
+    For writers that insist on a file name (Keras wants `*.keras`): an interrupted or failed write leaves
+    `path` as it was and removes the temporary (Ctrl-C / SIGTERM wait for the rename and the clean-up).
+    """
+    path = Path(path)
+    if not inside_temporary(path):
+        remove_stale_siblings(path)
+    folder = Path(tempfile.mkdtemp(prefix=_temp_prefix(path, "tmp"), dir=path.parent))
+    try:
+        yield folder / path.name
+        with shielded():
+            os.replace(folder / path.name, path)
+    finally:
+        with shielded():
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write a file through a temporary sibling and rename it into place (removing those of dead runs first)."""
     path = Path(path)

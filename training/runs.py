@@ -103,7 +103,7 @@ def remove_run(out: Path) -> None:
 def interrupted_training(out: Path, *, unfinished: str = "") -> KeyboardInterrupt:
     """What a Ctrl-C / SIGTERM during training leaves, as the exception the CLI reports (exit 130).
 
-    Training keeps its best model (ModelCheckpoint writes it at each better epoch), so "nothing was
+    Training keeps its best model (BestCheckpoint renames it in whole at each better epoch), so "nothing was
     written" is only true when the run folder holds nothing yet; `unfinished` names a step left undone.
     """
     model = out / "model.keras"

@@ -13,6 +13,7 @@ import pytest
 from datatools.errors import InputError
 from datatools.files import (
     atomic_dir,
+    atomic_file,
     atomic_write_text,
     check_output_target,
     host_tag,
@@ -107,3 +108,17 @@ def test_an_out_moved_aside_by_a_killed_replace_is_put_back(tmp_path: Path, dead
 def test_pid_alive() -> None:
     assert pid_alive(os.getpid())
     assert pid_alive(1)  # init: alive, even when not ours to signal
+
+
+def test_atomic_file_replaces_whole_or_not_at_all(tmp_path: Path) -> None:
+    target = tmp_path / "model.keras"
+    target.write_text("best of epoch 3")
+    with pytest.raises(KeyboardInterrupt), atomic_file(target) as tmp:
+        assert tmp.name == "model.keras" and tmp.parent.name.startswith(f".model.keras.tmp-{host_tag()}-")
+        tmp.write_text("half of epoch 4")
+        raise KeyboardInterrupt  # Ctrl-C while saving
+    assert target.read_text() == "best of epoch 3"
+    with atomic_file(target) as tmp:
+        tmp.write_text("best of epoch 5")
+    assert target.read_text() == "best of epoch 5"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.keras"]
