@@ -7,6 +7,7 @@ written. Records are independent, so any number of workers gives byte-identical 
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -21,6 +22,7 @@ from tqdm import tqdm
 from datatools.dataset import DATASET_JSON, MANIFEST, new_info, write_info, write_manifest, write_sample
 from datatools.errors import InputError, Problem
 from datatools.files import ImageReadError, atomic_dir, check_output_target, read_image, to_rgb
+from datatools.interrupts import ignore_sigint, starting_workers
 from datatools.palette import Palette
 
 
@@ -142,25 +144,37 @@ def map_samples(
 ) -> Iterator[Any]:
     """Apply `fn` to `items` in order, with a process pool when workers > 1, showing a tqdm bar.
 
-    Results come back in input order whatever the number of workers.
+    Results come back in input order whatever the number of workers. Workers ignore Ctrl-C: the parent gets
+    it (or SIGTERM, see `datatools.interrupts`) and terminates the pool. Consume it inside
+    `contextlib.closing(...)` so that an interrupt between two results also stops the workers at once.
     """
     workers = max(1, min(workers, len(items)))
-    bar = tqdm(total=len(items), desc=desc, unit="sample", leave=False, dynamic_ncols=True)
-    try:
-        if workers == 1:
-            if initializer is not None:
-                initializer(*initargs)
+    if workers == 1:
+        if initializer is not None:
+            initializer(*initargs)
+        with _bar(len(items), desc) as bar:
             for item in items:
                 yield fn(item)
                 bar.update()
-        else:
-            ctx = multiprocessing.get_context("spawn")
-            with ctx.Pool(workers, initializer=initializer, initargs=initargs) as pool:
-                for result in pool.imap(fn, items, chunksize=1):
-                    yield result
-                    bar.update()
-    finally:
-        bar.close()
+        return
+    ctx = multiprocessing.get_context("spawn")
+    with starting_workers():  # before the bar's thread: workers never see Ctrl-C, the parent always does
+        pool = ctx.Pool(workers, initializer=_start_worker, initargs=(initializer, initargs))
+    # leaving the block (done, error, Ctrl-C / SIGTERM, generator closed) terminates and joins the workers
+    with pool, _bar(len(items), desc) as bar:
+        for result in pool.imap(fn, items, chunksize=1):
+            yield result
+            bar.update()
+
+
+def _bar(total: int, desc: str) -> tqdm:
+    return tqdm(total=total, desc=desc, unit="sample", leave=False, dynamic_ncols=True)
+
+
+def _start_worker(initializer: Callable[..., None] | None, initargs: tuple) -> None:
+    ignore_sigint()
+    if initializer is not None:
+        initializer(*initargs)
 
 
 @dataclass
@@ -217,15 +231,16 @@ def convert_samples(
             initializer=_init_worker,
             initargs=(settings,),
         )
-        for res in results:
-            problems.extend(res.problems)
-            warnings.extend(res.warnings)
-            for k, v in res.timings.items():
-                timings[k] = timings.get(k, 0.0) + v
-            if res.row is not None:
-                rows.append(res.row)
-                if res.counters:
-                    counters[res.id] = res.counters
+        with contextlib.closing(results):  # workers stop before atomic_dir removes what they write into
+            for res in results:
+                problems.extend(res.problems)
+                warnings.extend(res.warnings)
+                for k, v in res.timings.items():
+                    timings[k] = timings.get(k, 0.0) + v
+                if res.row is not None:
+                    rows.append(res.row)
+                    if res.counters:
+                        counters[res.id] = res.counters
         if problems and not skip_invalid:
             raise InputError(problems)
         if not rows:

@@ -17,7 +17,7 @@ import numpy as np
 
 from datatools import __version__
 from datatools.errors import InputError, Problem
-from datatools.files import atomic_write_text, encode_png, read_image, write_bytes
+from datatools.files import atomic_write_text, committing, encode_png, read_image, write_bytes
 from datatools.palette import Palette
 
 DATASET_JSON = "dataset.json"
@@ -218,6 +218,7 @@ class Dataset:
         return self.palette.decode(rgb)
 
     def save(self) -> None:
-        """Rewrite manifest then dataset.json in place (each atomically)."""
-        write_manifest(self.root / MANIFEST, self.rows)
-        write_info(self.root / DATASET_JSON, self.info)
+        """Rewrite manifest then dataset.json in place (each atomically; Ctrl-C waits for both)."""
+        with committing(self.root / MANIFEST):
+            write_manifest(self.root / MANIFEST, self.rows)
+            write_info(self.root / DATASET_JSON, self.info)

@@ -6,7 +6,9 @@ import contextlib
 import hashlib
 import io
 import os
+import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +17,7 @@ import cv2
 import numpy as np
 
 from datatools.errors import InputError
+from datatools.interrupts import shielded
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 PNG_COMPRESSION = 1  # zlib level: encoding dominates conversion time; level 1 is ~2x faster than 3 for ~4% more bytes
@@ -138,46 +141,148 @@ def check_output_target(out: Path, *, overwrite: bool = False, inputs: tuple[Pat
         s = Path(src).resolve()
         if resolved == s or s.is_relative_to(resolved) or resolved.is_relative_to(s):
             raise InputError("output must not be, contain or lie inside the input", str(out))
+    remove_stale_siblings(out)  # may put back an OUT a killed run had moved aside
     if out.exists() and not overwrite:
         raise InputError("already exists; choose another path or pass --overwrite", str(out))
+
+
+# Temporary siblings are named `.{name}.tmp-{host}-{pid}-XXXXXXXX` (`.old-` for the OUT being replaced), so the
+# next run writing the same name can tell those of dead runs (removed) from those of live ones (kept).
+_TEMP_NAME = re.compile(r"\.(tmp|old)-([0-9a-f]{8})-([0-9]+)-[a-z0-9_]+")
+
+
+def host_tag() -> str:
+    """8 hex digits naming this machine (container) in temporary names: a pid is only checked on its own host."""
+    return hashlib.sha256(socket.gethostname().encode("utf-8")).hexdigest()[:8]
+
+
+def _temp_prefix(target: Path, kind: str) -> str:
+    return f".{target.name}.{kind}-{host_tag()}-{os.getpid()}-"
+
+
+def inside_temporary(path: Path) -> bool:
+    """Whether `path` lies in a temporary sibling of ours (an enclosing command owns and removes it)."""
+    return any(_TEMP_NAME.search(part) for part in Path(path).parent.parts)
+
+
+def committing(path: Path) -> contextlib.AbstractContextManager[None]:
+    """`shielded()` for the step that puts `path` in place: Ctrl-C / SIGTERM then wait for it to finish.
+
+    When `path` is final (not inside a temporary), an interrupt that came meanwhile is reported as such:
+    "interrupted; PATH had just been written in full and is kept", not "nothing was written".
+    """
+    done = None if inside_temporary(path) else f"interrupted; {path} had just been written in full and is kept"
+    return shielded(completed=done)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` exists on this machine (when in doubt: True, so nothing live is ever removed)."""
+    if os.name == "nt" or pid <= 0:
+        return True  # os.kill(pid, 0) would send CTRL_C_EVENT on Windows; temporaries there are kept
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: alive, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_siblings(target: Path) -> list[Path]:
+    """Remove the temporary siblings of `target` left by runs that died (SIGKILL, power loss); return them.
+
+    Only names carrying this host's tag and the pid of a process that no longer exists are touched; those of
+    a live concurrent run, of another host, or without an owner (older versions) stay. A dead run's `.old-`
+    sibling still holding the previous OUT (it died between the two renames of a replace) is put back as
+    `target` when `target` is missing, never deleted.
+    """
+    target = Path(target)
+    prefix, host, removed = f".{target.name}", host_tag(), []
+    try:
+        entries = [e for e in os.scandir(target.parent) if e.name.startswith(prefix)]
+    except OSError:
+        return []
+    for entry in sorted(entries, key=lambda e: e.name):  # .old- before .tmp-
+        m = _TEMP_NAME.fullmatch(entry.name[len(prefix) :])
+        if m is None or m.group(2) != host or int(m.group(3)) == os.getpid() or pid_alive(int(m.group(3))):
+            continue
+        path = Path(entry.path)
+        kept = path / "x"
+        with shielded():
+            if m.group(1) == "old" and kept.exists() and not target.exists():
+                os.replace(kept, target)
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+        removed.append(path)
+    return removed
 
 
 @contextlib.contextmanager
 def atomic_dir(out: Path, *, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary sibling of `out`; on success it replaces `out`, on any failure it is removed.
 
-    A failed or interrupted command therefore never leaves a half-written OUT.
+    A failed or interrupted command therefore never leaves a half-written OUT. Ctrl-C / SIGTERM are deferred
+    while the temporary is removed or renamed into place (`datatools.interrupts.shielded`). The temporary's
+    name carries this host and pid; siblings of dead runs are removed first (`remove_stale_siblings`).
     """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    remove_stale_siblings(out)
+    tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(out, "tmp"), dir=out.parent))
     try:
         yield tmp
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if out.exists():
-        if not overwrite:
+        with shielded():  # a second Ctrl-C must not stop the clean-up half way
             shutil.rmtree(tmp, ignore_errors=True)
-            raise InputError("already exists; choose another path or pass --overwrite", str(out))
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        os.replace(out, old / "x")
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out)
+        raise
+    with committing(out):  # an interrupt here is delivered once OUT is complete (new, or still the old one)
+        if out.exists():
+            if not overwrite:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise InputError("already exists; choose another path or pass --overwrite", str(out))
+            old = Path(tempfile.mkdtemp(prefix=_temp_prefix(out, "old"), dir=out.parent))
+            os.replace(out, old / "x")
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[Path]:
+    """Yield a path named like `path` in a temporary sibling folder; on success it replaces `path` in one rename.
+
+    For writers that insist on a file name (Keras wants `*.keras`): an interrupted or failed write leaves
+    `path` as it was and removes the temporary (Ctrl-C / SIGTERM wait for the rename and the clean-up).
+    """
+    path = Path(path)
+    if not inside_temporary(path):
+        remove_stale_siblings(path)
+    folder = Path(tempfile.mkdtemp(prefix=_temp_prefix(path, "tmp"), dir=path.parent))
+    try:
+        yield folder / path.name
+        with shielded():
+            os.replace(folder / path.name, path)
+    finally:
+        with shielded():
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write a file through a temporary sibling and rename it into place."""
+    """Write a file through a temporary sibling and rename it into place (removing those of dead runs first)."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    if not inside_temporary(path):  # in a fresh temporary of ours nothing can be stale
+        remove_stale_siblings(path)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path, "tmp"), dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
             f.write(text)
         os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(OSError):
+        with shielded(), contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
 

@@ -8,6 +8,7 @@ patience actually passed through), CSV history and TensorBoard from the config.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from datatools.files import write_png
+from datatools.files import atomic_file, write_png
 from datatools.palette import Palette
 
 
@@ -104,6 +105,27 @@ class TensorBoardScalars(keras.callbacks.Callback):
         self._writers.clear()
 
 
+class BestCheckpoint(keras.callbacks.Callback):
+    """Save the model to `path` after each epoch that lowers val_loss (as ModelCheckpoint save_best_only).
+
+    The file is written beside `path` and renamed into place (`atomic_file`), so Ctrl-C / SIGTERM during a
+    save keep the previous best model whole instead of leaving a truncated model.keras.
+    """
+
+    def __init__(self, path: Path, *, best_so_far: float | None = None) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.best = math.inf if best_so_far is None else float(best_so_far)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        current = (logs or {}).get("val_loss")
+        if current is None or not math.isfinite(float(current)) or float(current) >= self.best:
+            return
+        self.best = float(current)
+        with atomic_file(self.path) as tmp:
+            self.model.save(tmp, overwrite=True)
+
+
 def standard_callbacks(
     config: Any,
     output_dir: Path,
@@ -111,16 +133,10 @@ def standard_callbacks(
     resume: bool,
     best_so_far: float | None = None,
 ) -> list[keras.callbacks.Callback]:
-    """Checkpoint (best val_loss → model.keras), EarlyStopping, ReduceLROnPlateau, CSV history, TensorBoard."""
+    """BestCheckpoint (best val_loss → model.keras), EarlyStopping, ReduceLROnPlateau, CSV history, TensorBoard."""
     t = config.train
     callbacks: list[keras.callbacks.Callback] = [
-        keras.callbacks.ModelCheckpoint(
-            str(output_dir / "model.keras"),
-            monitor="val_loss",
-            mode="min",
-            save_best_only=True,
-            initial_value_threshold=best_so_far,
-        ),
+        BestCheckpoint(output_dir / "model.keras", best_so_far=best_so_far),
         keras.callbacks.CSVLogger(str(output_dir / "history.csv"), append=resume),
     ]
     if t["patience"] > 0:

@@ -49,7 +49,7 @@ def train_cmd(
 
     Writes into train.output_dir: model.keras (best validation loss), config.toml (resolved),
     history.csv, logs/ (TensorBoard), epoch_inference/ (image | truth | prediction strips per epoch).
-    Ctrl-C stops training and keeps the best model so far.
+    Ctrl-C (or SIGTERM) stops training, keeps the best model so far and exits 130.
     """
     _quiet_tf()
     from training.pipelines import train

@@ -69,8 +69,19 @@ def pipeline_for(config: Config) -> Pipeline:
 
 
 def train(config: Config, *, resume: bool = False, overwrite: bool = False) -> Path:
-    """Train the config's model with its pipeline; returns the run folder."""
-    return pipeline_for(config).train(config, resume=resume, overwrite=overwrite)
+    """Train the config's model with its pipeline; returns the run folder.
+
+    Ctrl-C / SIGTERM stop it with `Interrupted` saying what the run folder keeps (the best model so far).
+    """
+    from datatools.interrupts import Interrupted
+    from training.runs import interrupted_training
+
+    try:
+        return pipeline_for(config).train(config, resume=resume, overwrite=overwrite)
+    except Interrupted:
+        raise
+    except KeyboardInterrupt:
+        raise interrupted_training(config.output_dir) from None
 
 
 def evaluate(config: Config, split: str | None = None) -> dict:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from datatools.errors import InputError
+from datatools.interrupts import Interrupted
 from training.config import Config
 
 RUN_FILES = ("model.keras", "history.csv", "config.toml")
@@ -97,3 +98,21 @@ def remove_run(out: Path) -> None:
             shutil.rmtree(path)
         elif path.exists():
             path.unlink()
+
+
+def interrupted_training(out: Path, *, unfinished: str = "") -> KeyboardInterrupt:
+    """What a Ctrl-C / SIGTERM during training leaves, as the exception the CLI reports (exit 130).
+
+    Training keeps its best model (BestCheckpoint renames it in whole at each better epoch), so "nothing was
+    written" is only true when the run folder holds nothing yet; `unfinished` names a step left undone.
+    """
+    model = out / "model.keras"
+    if model.is_file():
+        tail = f"; {unfinished}" if unfinished else ""
+        return Interrupted(f"interrupted; the best model so far is kept in {model}{tail}")
+    if out.is_dir() and any(out.iterdir()):
+        return Interrupted(
+            f"interrupted before the first model was saved; {out} holds the run's settings only "
+            "(train again with --overwrite)"
+        )
+    return KeyboardInterrupt()

@@ -10,6 +10,7 @@ parent, whose image and mask are decoded once for all of its copies.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections import Counter
@@ -261,11 +262,12 @@ def augment_dataset(
                 initargs=(settings,),
             )
             derived = []
-            for results in batches:
-                for res in results:
-                    problems.extend(res.problems)
-                    if res.row is not None:
-                        derived.append(res.row)
+            with contextlib.closing(batches):  # workers stop before atomic_dir removes what they write into
+                for results in batches:
+                    for res in results:
+                        problems.extend(res.problems)
+                        if res.row is not None:
+                            derived.append(res.row)
             if problems:
                 raise InputError(problems)
             rows.extend(derived)

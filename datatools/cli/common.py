@@ -10,26 +10,33 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from datatools.errors import InputError
+from datatools.interrupts import INTERRUPT_EXIT_CODE, Interrupted, sigterm_as_interrupt
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def report_errors(fn: F) -> F:
-    """Turn `InputError` into a list of `error: <file>: <problem>` lines on stderr and exit code 1."""
+    """Turn `InputError` into a list of `error: <file>: <problem>` lines on stderr and exit code 1.
+
+    Ctrl-C and SIGTERM (turned into KeyboardInterrupt while the command runs) exit 130 with
+    "interrupted; nothing was written." — or, for `Interrupted`, its own account of what was kept.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            with sigterm_as_interrupt():
+                return fn(*args, **kwargs)
         except InputError as e:
             for p in e.problems:
                 typer.echo(f"error: {p}", err=True)
             n = len(e.problems)
             typer.echo(f"{n} problem{'s' if n != 1 else ''} found; nothing was written.", err=True)
             raise typer.Exit(1) from None
-        except KeyboardInterrupt:
-            typer.echo("interrupted; nothing was written.", err=True)
-            raise typer.Exit(130) from None
+        except KeyboardInterrupt as e:
+            message = str(e) if isinstance(e, Interrupted) and str(e) else "interrupted; nothing was written."
+            typer.echo(message, err=True)
+            raise typer.Exit(INTERRUPT_EXIT_CODE) from None
 
     return wrapper  # type: ignore[return-value]
 

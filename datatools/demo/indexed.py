@@ -15,6 +15,7 @@ The demo draws inclusion as a poke (dark pit), patches as a stain (dark blob) an
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,6 +67,7 @@ def write_neu_seg(root: Path, *, seed: int, counts: NeuCounts = NeuCounts(), pro
         return int(mask.max())
 
     totals = dict.fromkeys(NEU_CLASSES, 0)
-    for value in run_jobs(job, jobs, desc="neu-seg demo", progress=progress):
-        totals[NEU_CLASSES[value - 1]] += 1
+    with contextlib.closing(run_jobs(job, jobs, desc="neu-seg demo", progress=progress)) as results:
+        for value in results:
+            totals[NEU_CLASSES[value - 1]] += 1
     return totals

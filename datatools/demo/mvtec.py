@@ -13,9 +13,10 @@ As in MVTec AD, stems are three-digit zero-padded counters restarting in every f
 
 from __future__ import annotations
 
+import contextlib
 import os
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,15 +53,20 @@ def sample_rng(seed: int, stream: str, index: int) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(stream.encode("utf-8")), index])
 
 
-def run_jobs(fn: Callable, jobs: Sequence, *, desc: str, progress: bool) -> Iterator:
+def run_jobs(fn: Callable, jobs: Sequence, *, desc: str, progress: bool) -> Generator:
     """`map(fn, jobs)` on a few threads (PNG encoding releases the GIL), results in job order, tqdm bar.
 
     Each job draws from its own generator, so the output does not depend on the number of threads.
+    On Ctrl-C (or when the generator is closed) queued jobs are cancelled and only the running ones finish,
+    so consume it inside `contextlib.closing(...)` before removing the folder the jobs write into.
     """
     workers = max(1, min(4, os.cpu_count() or 1))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
         results: Iterable = pool.map(fn, jobs)
         yield from tqdm(results, total=len(jobs), desc=desc, unit="img", disable=not progress, leave=False)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def make_defect_sample(
@@ -157,6 +163,7 @@ def write_mvtec_category(
             write_png(root / "ground_truth" / defect / f"{stem}_mask.png", mask.astype(np.uint8) * 255)
         return folder
 
-    for folder in run_jobs(job, jobs, desc="mvtec demo", progress=progress):
-        summary.images[folder] = summary.images.get(folder, 0) + 1
+    with contextlib.closing(run_jobs(job, jobs, desc="mvtec demo", progress=progress)) as results:
+        for folder in results:
+            summary.images[folder] = summary.images.get(folder, 0) + 1
     return summary

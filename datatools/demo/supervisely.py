@@ -31,6 +31,7 @@ annotation is the pixel-exact ground truth of what was drawn.
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import zlib
@@ -241,11 +242,10 @@ def write_supervisely_project(
         return sample
 
     next_id = 1  # object ids run through the project in file order
-    for (ds, name, _), sample in zip(
-        jobs, run_jobs(job, jobs, desc="supervisely demo", progress=progress), strict=True
-    ):
-        write_bytes(root / ds / "ann" / f"{name}.json", _dump(annotation_json(sample, next_id)))
-        next_id += len(sample.objects)
-        for obj in sample.objects:
-            totals[obj["classTitle"]] += 1
+    with contextlib.closing(run_jobs(job, jobs, desc="supervisely demo", progress=progress)) as results:
+        for (ds, name, _), sample in zip(jobs, results, strict=True):
+            write_bytes(root / ds / "ann" / f"{name}.json", _dump(annotation_json(sample, next_id)))
+            next_id += len(sample.objects)
+            for obj in sample.objects:
+                totals[obj["classTitle"]] += 1
     return totals

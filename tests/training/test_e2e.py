@@ -182,8 +182,9 @@ def test_ctrl_c_keeps_the_best_model(tmp_path: Path, monkeypatch: pytest.MonkeyP
     build_dataset(tmp_path / "ds", splits={"train": 4, "valid": 2})
     cfg = write_config(tmp_path / "c.toml", "ds", train={"epochs": 5, "num_infer_images": 0})
     result = runner.invoke(app, ["train", str(cfg)])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 130, result.output
     assert "interrupted; the best model so far is kept" in result.output
+    assert "nothing was written" not in result.output
     assert (tmp_path / "run" / "model.keras").stat().st_size > 0
     assert len(_history(tmp_path / "run" / "history.csv")) == 2  # stopped after epoch 2 of 5
 

@@ -24,7 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from datatools.dataset import Dataset
-from datatools.files import atomic_write_text
+from datatools.files import atomic_write_text, committing
 from training.anomaly import heatmap as hm
 from training.anomaly import metrics
 from training.anomaly.detectors import CAMDetector, SSIMDetector, load_detector
@@ -63,14 +63,15 @@ def image_scores(labels: Sequence[int], scores: Sequence[float], threshold: floa
 def _write(config: Config, result: dict[str, Any], rows: Sequence[Mapping[str, Any]], scores: Sequence[float]) -> dict:
     out = config.output_dir
     result = _clean(result)
-    atomic_write_text(out / "evaluation.json", json.dumps(result, indent=2) + "\n")
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["id", "label", "score", "predicted"])
     t = result["threshold"]
     for row, s in zip(rows, scores, strict=True):
         w.writerow([row["id"], row["label"], f"{s:.6g}", "anomaly" if s > t else "good"])
-    atomic_write_text(out / "evaluation.csv", buf.getvalue())
+    with committing(out / "evaluation.json"):  # both files, or (interrupted before) neither
+        atomic_write_text(out / "evaluation.json", json.dumps(result, indent=2) + "\n")
+        atomic_write_text(out / "evaluation.csv", buf.getvalue())
     return result
 
 

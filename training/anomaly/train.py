@@ -13,9 +13,10 @@ so a seed fixes every patch and flip.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -183,17 +184,26 @@ def _fit(config: Config, model: Any, train_data: Any, valid_data: Any, initial_e
         print(f"{out}: already trained for {initial_epoch} epochs (train.epochs = {t['epochs']}); nothing to do")
         return
     callbacks = standard_callbacks(config, out, resume=initial_epoch > 0, best_so_far=best)
+    model.fit(
+        train_data,
+        validation_data=valid_data,
+        epochs=t["epochs"],
+        initial_epoch=initial_epoch,
+        callbacks=callbacks,
+        verbose=2,
+    )
+
+
+@contextlib.contextmanager
+def _thresholds_pending(out: Path) -> Iterator[None]:
+    """A Ctrl-C / SIGTERM before the thresholds are written keeps the best model and says what is left."""
+    from training.runs import interrupted_training
+
     try:
-        model.fit(
-            train_data,
-            validation_data=valid_data,
-            epochs=t["epochs"],
-            initial_epoch=initial_epoch,
-            callbacks=callbacks,
-            verbose=2,
-        )
+        yield
     except KeyboardInterrupt:
-        print(f"\ninterrupted; the best model so far is kept in {out / 'model.keras'}")
+        note = "its thresholds are not fitted yet (`defectkit train CONFIG --resume` finishes the run)"
+        raise interrupted_training(out, unfinished=note) from None
 
 
 def _model(config: Config, resume: bool, loss: Any, metrics: list[Any]) -> Any:
@@ -266,12 +276,13 @@ def train_ssim_ae(config: Config, *, resume: bool = False, overwrite: bool = Fal
     initial_epoch, best = _start_run(config, resume=resume, overwrite=overwrite)
     train_data.epoch = initial_epoch  # a resumed run draws the patches of its next epoch, not of epoch 0
     model = _model(config, resume, make_loss(t["loss"], l1_weight=m["l1_weight"]), ["mae"])
-    _fit(config, model, train_data, valid_data, initial_epoch, best)
+    with _thresholds_pending(config.output_dir):
+        _fit(config, model, train_data, valid_data, initial_epoch, best)
 
-    from training.runs import load_model
+        from training.runs import load_model
 
-    detector = SSIMDetector(load_model(config.output_dir / "model.keras", config), config)
-    _write_thresholds(config, fit_ssim_thresholds(detector, dataset, valid_rows, config))
+        detector = SSIMDetector(load_model(config.output_dir / "model.keras", config), config)
+        _write_thresholds(config, fit_ssim_thresholds(detector, dataset, valid_rows, config))
     return config.output_dir
 
 
@@ -328,12 +339,13 @@ def train_cam(config: Config, *, resume: bool = False, overwrite: bool = False) 
     initial_epoch, best = _start_run(config, resume=resume, overwrite=overwrite)
     train_data.epoch = initial_epoch
     model = _model(config, resume, keras.losses.CategoricalCrossentropy(), ["categorical_accuracy"])
-    _fit(config, model, train_data, valid_data, initial_epoch, best)
+    with _thresholds_pending(config.output_dir):
+        _fit(config, model, train_data, valid_data, initial_epoch, best)
 
-    from training.runs import load_model
+        from training.runs import load_model
 
-    detector = CAMDetector(load_model(config.output_dir / "model.keras", config), config)
-    _write_thresholds(config, fit_cam_threshold(detector, dataset, valid_rows, config))
+        detector = CAMDetector(load_model(config.output_dir / "model.keras", config), config)
+        _write_thresholds(config, fit_cam_threshold(detector, dataset, valid_rows, config))
     return config.output_dir
 
 

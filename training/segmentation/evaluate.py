@@ -109,9 +109,11 @@ def evaluate_segmentation(config: Config, split: str | None = None, *, batch_siz
     # The original's pooled Dice: Σ y = Σ p = number of pixels for one-hot truth and softmax output.
     result["dice_coef_multiclass"] = (2 * p_true_sum + 1e-6) / (2 * n_pixels + 1e-6)
     result["model"] = str(out / "model.keras")
-    atomic_write_text(out / "evaluation.json", json.dumps(result, indent=2) + "\n")
-    atomic_write_text(out / "evaluation.csv", evaluation_csv(result))
+    from datatools.files import committing
     from training.report.plots import plot_confusion
 
-    plot_confusion(cm, dataset.palette.names, out / "confusion_matrix.png")
+    with committing(out / "evaluation.json"):  # all three files, or (interrupted before) none
+        atomic_write_text(out / "evaluation.json", json.dumps(result, indent=2) + "\n")
+        atomic_write_text(out / "evaluation.csv", evaluation_csv(result))
+        plot_confusion(cm, dataset.palette.names, out / "confusion_matrix.png")
     return result

@@ -137,8 +137,6 @@ def train_segmentation(config: Config, *, resume: bool = False, overwrite: bool 
             shuffle=False,  # the tf.data pipeline shuffles (seeded)
             verbose=verbose,
         )
-    except KeyboardInterrupt:
-        print(f"\ninterrupted; the best model so far is kept in {out / 'model.keras'}")
     except tf.errors.InvalidArgumentError as e:
         problem = palette_error_problem(e)
         if problem:
