@@ -25,7 +25,9 @@ from datatools.errors import InputError, Problem
 from datatools.files import atomic_write_text
 from training.schema import Key, as_key
 
-LOSSES = ("categorical_crossentropy", "dice", "focal", "ce_dice")
+LOSSES = ("categorical_crossentropy", "dice", "focal", "ce_dice", "focal_dice")
+DICE_CLASSES = ("all", "defects")
+CLASS_WEIGHTS = ("none", "balanced")
 METRICS = ("dice_coef_multiclass", "mean_iou", "per_class_iou", "accuracy")
 STRATEGIES = ("auto", "mirrored", "multi_worker")
 OPTIMIZERS = ("adam", "adamw")
@@ -54,7 +56,19 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "weight_decay": Key(0.004, min=0.0, help="AdamW only"),
         "clipvalue": Key(kind="float", optional=True, min=0.0, help="clip each gradient element to ±clipvalue"),
         "loss": Key("categorical_crossentropy", choices=LOSSES),
-        "focal_gamma": Key(2.0, min=0.0),
+        "focal_gamma": Key(2.0, min=0.0, help="γ of `focal` and `focal_dice`"),
+        "dice_classes": Key(
+            "all",
+            choices=DICE_CLASSES,
+            help="classes the Dice term of dice / ce_dice / focal_dice averages: all, or defects only",
+        ),
+        "class_weights": Key(
+            "none",
+            kind="str|table[float]",
+            choices=CLASS_WEIGHTS,
+            min=0.0,
+            help="CE / focal weights: none, balanced (train pixel shares) or a {class: weight} table",
+        ),
         "metrics": Key(["dice_coef_multiclass", "mean_iou"], kind="list[str]", choices=METRICS),
         "patience": Key(10, min=0, help="EarlyStopping patience (epochs); 0 disables early stopping"),
         "reducer_factor": Key(0.4, min=0.0, max=1.0),
@@ -288,6 +302,16 @@ def _check(value: Any, k: Key) -> tuple[Any, str]:
     kind = k.resolved_kind()
     if value is None:
         return (None, "") if k.optional else (None, "a value is required")
+    if "|" in kind:  # e.g. "str|table[float]": a table when given a table, else the scalar kind
+        kinds = kind.split("|")
+        tables = [t for t in kinds if t.startswith("table[")]
+        if isinstance(value, Mapping) and tables:
+            return _check_table(value, tables[0][6:-1], k)
+        scalar = [t for t in kinds if not t.startswith("table[")]
+        value, msg = _check_scalar(value, scalar[0], k)
+        if msg and tables:
+            msg += f"; or a {{name = {tables[0][6:-1]}}} table"
+        return value, msg
     if kind.startswith("list["):
         inner = kind[5:-1]
         if not isinstance(value, list | tuple):
@@ -302,6 +326,18 @@ def _check(value: Any, k: Key) -> tuple[Any, str]:
             out.append(nv)
         return out, ""
     return _check_scalar(value, kind, k)
+
+
+def _check_table(value: Mapping[str, Any], inner: str, k: Key) -> tuple[Any, str]:
+    """A {name: value} table; `k.choices` apply to the scalar alternative only, not to table values."""
+    out: dict[str, Any] = {}
+    plain = Key(min=k.min, max=k.max)
+    for name, v in value.items():
+        nv, msg = _check_scalar(v, inner, plain)
+        if msg:
+            return None, f"{name!r}: {msg}"
+        out[str(name)] = nv
+    return out, ""
 
 
 def _check_scalar(value: Any, kind: str, k: Key) -> tuple[Any, str]:
@@ -376,6 +412,8 @@ def dumps_toml(doc: Mapping[str, Mapping[str, Any]], header: str = "") -> str:
 
 
 __all__ = [
+    "CLASS_WEIGHTS",
+    "DICE_CLASSES",
     "LOSSES",
     "METRICS",
     "SCHEMA",

@@ -31,16 +31,16 @@ def make_strategy(name: str) -> Any:
     return tf.distribute.get_strategy()
 
 
-def compile_model(model: Any, config: Config, class_names: list[str]) -> None:
+def compile_model(model: Any, config: Config, class_names: list[str], class_weights: list[float] | None = None) -> None:
+    """Compile with the config's optimizer, loss (`class_weights`: one per class, resolved) and metrics."""
     from training.losses import get_loss
     from training.metrics import get_metrics
 
     t = config.train
-    model.compile(
-        optimizer=make_optimizer(config),
-        loss=get_loss(t["loss"], focal_gamma=t["focal_gamma"]),
-        metrics=get_metrics(t["metrics"], class_names),
+    loss = get_loss(
+        t["loss"], focal_gamma=t["focal_gamma"], dice_classes=t["dice_classes"], class_weights=class_weights
     )
+    model.compile(optimizer=make_optimizer(config), loss=loss, metrics=get_metrics(t["metrics"], class_names))
 
 
 def fixed_samples(dataset: Any, rows: list[dict], config: Config) -> list[tuple[str, Any, Any]]:
@@ -67,6 +67,7 @@ def train_segmentation(config: Config, *, resume: bool = False, overwrite: bool 
 
     from datatools.dataset import Dataset
     from training.callbacks import EpochInference, standard_callbacks
+    from training.class_weights import resolve_class_weights
     from training.data import check_files, make_dataset, palette_error_problem, split_rows
     from training.models.registry import build_model
 
@@ -78,6 +79,7 @@ def train_segmentation(config: Config, *, resume: bool = False, overwrite: bool 
     check_files(dataset, train_rows + valid_rows)
     t, d = config.train, config.data
     class_names = dataset.palette.names
+    weights = resolve_class_weights(t["class_weights"], train_rows, class_names, source=str(config.path))
 
     keras.utils.set_random_seed(t["seed"])
     strategy = make_strategy(t["strategy"])
@@ -108,7 +110,9 @@ def train_segmentation(config: Config, *, resume: bool = False, overwrite: bool 
             model = load_model(out / "model.keras", config, compile=True)
         else:
             model = build_model(config, len(class_names))
-            compile_model(model, config, class_names)
+            compile_model(model, config, class_names, weights)
+            if weights is not None:
+                print("class weights: " + ", ".join(f"{n} {w:.3g}" for n, w in zip(class_names, weights, strict=True)))
     config.save(out / "config.toml")
     atomic_write_text(out / "classes.json", json.dumps(dataset.palette.to_json(), indent=2) + "\n")
 
