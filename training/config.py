@@ -42,6 +42,15 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "cache": Key(False, help="keep decoded samples in memory after the first epoch (small datasets only)"),
         "shuffle_buffer": Key(256, min=1, help="tf.data shuffle buffer (rows, not images, are shuffled)"),
         "parallel_calls": Key(0, min=0, help="parallel decode calls; 0 = tf.data AUTOTUNE"),
+        "crop_size": Key(
+            kind="list[int]",
+            optional=True,
+            length=2,
+            min=8,
+            help="[height, width] native-pixel crops of the full-size train images instead of resizing them "
+            "(resized to image_size when different); unset = whole images",
+        ),
+        "crop_defect_share": Key(0.5, min=0.0, max=1.0, help="share of train crops centred on a defect pixel"),
         "train_split": Key("train"),
         "valid_split": Key("valid"),
     },
@@ -85,12 +94,23 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "eval": {
         "split": Key("test", help="manifest split evaluated by `defectkit evaluate`"),
         "batch_size": Key(0, min=0, help="0 = train.batch_size"),
+        "tiled": Key(
+            kind="bool",
+            optional=True,
+            help="Hann-blended tiles at native resolution (tile = data.crop_size, else [infer] tile); "
+            "unset = tiled when data.crop_size is set",
+        ),
     },
     "infer": {
         "alpha": Key(0.5, min=0.0, max=1.0, help="overlay opacity of the colorized mask"),
-        "tiled": Key(False, help="sliding-window inference for images larger than the model input"),
-        "tile": Key(512, min=8),
-        "overlap": Key(64, min=0),
+        "tiled": Key(
+            kind="bool",
+            optional=True,
+            help="sliding-window inference for images larger than the model input; unset = tiled when "
+            "data.crop_size is set",
+        ),
+        "tile": Key(kind="int", optional=True, min=8, help="tile side; unset = data.crop_size when set, else 512"),
+        "overlap": Key(64, min=0, help="tile overlap; capped at half the tile when the tile is data.crop_size"),
         "min_area": Key(1, min=1, help="connected regions smaller than this (pixels) get no box"),
     },
 }
@@ -139,6 +159,12 @@ class Config:
     def image_size(self) -> tuple[int, int]:
         h, w = self.data["image_size"]
         return int(h), int(w)
+
+    @property
+    def crop_size(self) -> tuple[int, int] | None:
+        """`[data] crop_size` as (height, width), None when whole images are resized (the default)."""
+        crop = self.data.get("crop_size")
+        return None if crop is None else (int(crop[0]), int(crop[1]))
 
     @property
     def spec(self) -> Any:

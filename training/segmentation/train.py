@@ -53,7 +53,11 @@ def fixed_samples(dataset: Any, rows: list[dict], config: Config) -> list[tuple[
     chosen = rows[:n]
     if not chosen:
         return []
-    ds = make_dataset(dataset, chosen, image_size=config.image_size, batch_size=1, channels=config.data["channels"])
+    # With crops: one fixed crop per row, centred on a defect pixel when the row has one.
+    crops = {"crop_size": config.crop_size, "crop_defect_share": 1.0, "seed": config.train["seed"]}
+    ds = make_dataset(
+        dataset, chosen, image_size=config.image_size, batch_size=1, channels=config.data["channels"], **crops
+    )
     samples = []
     for row, (image, onehot) in zip(chosen, ds.as_numpy_iterator(), strict=True):
         samples.append((row["id"], image[0], np.argmax(onehot[0], axis=-1).astype(np.uint8)))
@@ -85,7 +89,12 @@ def train_segmentation(config: Config, *, resume: bool = False, overwrite: bool 
     strategy = make_strategy(t["strategy"])
     global_batch = t["batch_size"] * strategy.num_replicas_in_sync
     steps = t["steps_per_epoch"] or None
-    common = {"image_size": config.image_size, "channels": d["channels"], "parallel_calls": d["parallel_calls"]}
+    common = {
+        "image_size": config.image_size,
+        "channels": d["channels"],
+        "parallel_calls": d["parallel_calls"],
+        "crop_size": config.crop_size,
+    }
     train_ds = make_dataset(
         dataset,
         train_rows,
@@ -95,9 +104,11 @@ def train_segmentation(config: Config, *, resume: bool = False, overwrite: bool 
         shuffle_buffer=d["shuffle_buffer"],
         cache=d["cache"],
         repeat=steps is not None,
+        crop_defect_share=d["crop_defect_share"],
         **common,
     )
-    valid_ds = make_dataset(dataset, valid_rows, batch_size=global_batch, cache=d["cache"], **common)
+    # With crops, validation scores the tile grid covering each image (every pixel, deterministic).
+    valid_ds = make_dataset(dataset, valid_rows, batch_size=global_batch, cache=d["cache"], crops="tiles", **common)
     if t["validation_steps"]:
         valid_ds = valid_ds.repeat()
 
