@@ -24,17 +24,9 @@ import numpy as np
 from datatools.errors import InputError, Problem
 from datatools.files import atomic_write_text
 from training.config import Config
+from training.segmentation.infer import predict_tiled, resize_probs, tiling
 
 EPS = 1e-7
-
-
-def resize_probs(probs: np.ndarray, height: int, width: int) -> np.ndarray:
-    """K-channel probabilities → (height, width, K), bilinear; unchanged when already that size."""
-    import tensorflow as tf
-
-    if probs.shape[:2] == (height, width):
-        return probs
-    return tf.image.resize(probs, (height, width), method="bilinear").numpy()
 
 
 def evaluation_csv(result: dict[str, Any]) -> str:
@@ -77,8 +69,6 @@ def evaluate_segmentation(config: Config, split: str | None = None, *, batch_siz
             f"model predicts {model.output_shape[-1]} classes but the dataset has {k}", str(out / "model.keras")
         )
     bs = batch_size or config.evaluation["batch_size"] or config.train["batch_size"]
-    from training.segmentation.infer import predict_tiled, tiling
-
     tiled, tile, overlap = tiling(config, section="eval")
     cm = np.zeros((k, k), np.int64)
     ce_sum = 0.0

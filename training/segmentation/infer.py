@@ -25,6 +25,15 @@ from datatools.palette import Palette
 from training.config import Config
 
 
+def resize_probs(probs: np.ndarray, height: int, width: int) -> np.ndarray:
+    """K-channel probabilities → (height, width, K), bilinear; unchanged when already that size."""
+    import tensorflow as tf
+
+    if probs.shape[:2] == (height, width):
+        return probs
+    return tf.image.resize(probs, (height, width), method="bilinear").numpy()
+
+
 def hann_window(height: int, width: int) -> np.ndarray:
     """2-D separable Hann weights sampled at pixel centres: strictly positive, largest in the middle."""
 
@@ -52,7 +61,6 @@ def _predict(model: Any, batch: np.ndarray) -> np.ndarray:
 def predict_plain(model: Any, image: np.ndarray) -> np.ndarray:
     """Whole image resized to the model input; probabilities resized back to (H, W, K)."""
     from training.data import prepare_image
-    from training.segmentation.evaluate import resize_probs
 
     size = (int(model.input_shape[1]), int(model.input_shape[2]))
     x = prepare_image(image, size, int(model.input_shape[3]))
@@ -70,7 +78,6 @@ def predict_tiled(
     row/column of tiles sits flush with the image border.
     """
     from training.data import prepare_image
-    from training.segmentation.evaluate import resize_probs
 
     th, tw = (tile, tile) if isinstance(tile, int) else (int(tile[0]), int(tile[1]))
     if overlap >= min(th, tw):
