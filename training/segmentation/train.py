@@ -4,6 +4,10 @@ The run folder (`train.output_dir`) receives, as training goes: `config.toml` (r
 `classes.json` (the palette, so `infer` works without the dataset), `model.keras` (best on
 validation loss), `history.csv`, `logs/` (TensorBoard) and `epoch_inference/epoch_NNN/*.png`.
 It is written incrementally on purpose — a crash or Ctrl-C keeps the best model so far.
+
+With `[data] crop_size` the network trains on random native-resolution crops and validates on the
+tile grid of each validation image (see `training.data`); `[train] class_weights = "balanced"` is
+computed from the train rows' pixel counts (`training.class_weights`) and printed.
 """
 
 from __future__ import annotations
