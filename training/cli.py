@@ -71,6 +71,7 @@ def evaluate_cmd(
 
     Writes evaluation.json, evaluation.csv and confusion_matrix.png into train.output_dir: per-class
     IoU, Dice, precision and recall, mean IoU over the defect classes, pixel accuracy, confusion matrix.
+    A model trained on crops (data.crop_size) is scored tiled (tile = crop size) unless [eval] tiled = false.
     Detectors (model ssim_ae / cam_classifier) write evaluation.json / .csv with image AUROC, accuracy,
     balanced accuracy and confusion at the validation-fitted threshold, plus pixel AUROC and AUPRO
     (ssim_ae) or box IoU (cam_classifier).
@@ -101,10 +102,17 @@ def infer_cmd(
     out: Annotated[Path, typer.Argument(help="Output folder (masks/, overlays/, regions/).")],
     tiled: Annotated[
         bool | None,
-        typer.Option("--tiled/--no-tiled", help="Blend overlapping tiles instead of resizing the whole image."),
+        typer.Option(
+            "--tiled/--no-tiled",
+            help="Blend overlapping tiles instead of resizing the whole image "
+            "(default [infer] tiled; unset: tiled when data.crop_size is set).",
+        ),
     ] = None,
     tile: Annotated[
-        int | None, typer.Option("--tile", min=8, help="Tile side in pixels (default [infer] tile).")
+        int | None,
+        typer.Option(
+            "--tile", min=8, help="Tile side in pixels (default [infer] tile, else data.crop_size, else 512)."
+        ),
     ] = None,
     overlap: Annotated[
         int | None, typer.Option("--overlap", min=0, help="Tile overlap in pixels (default [infer] overlap).")
@@ -117,6 +125,7 @@ def infer_cmd(
     For each image: OUT/masks/<name>.png (colorized mask), OUT/overlays/<name>.png (mask blended over
     the image) and OUT/regions/<name>.json (class areas and one box [x, y, w, h] per defect region).
     Use --tiled for images larger than the model input: tile probabilities are Hann-blended, no seams.
+    A model trained on crops (data.crop_size) runs tiled by default, tile = crop size.
     Detectors (ssim_ae / cam_classifier) also write OUT/heatmaps/<name>.png; their masks are binary
     (255 = defect), regions/<name>.json holds score, threshold, anomalous and boxes; --tiled is ignored.
     """

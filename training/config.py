@@ -25,7 +25,9 @@ from datatools.errors import InputError, Problem
 from datatools.files import atomic_write_text
 from training.schema import Key, as_key
 
-LOSSES = ("categorical_crossentropy", "dice", "focal", "ce_dice")
+LOSSES = ("categorical_crossentropy", "dice", "focal", "ce_dice", "focal_dice")
+DICE_CLASSES = ("all", "defects")
+CLASS_WEIGHTS = ("none", "balanced")
 METRICS = ("dice_coef_multiclass", "mean_iou", "per_class_iou", "accuracy")
 STRATEGIES = ("auto", "mirrored", "multi_worker")
 OPTIMIZERS = ("adam", "adamw")
@@ -40,6 +42,15 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "cache": Key(False, help="keep decoded samples in memory after the first epoch (small datasets only)"),
         "shuffle_buffer": Key(256, min=1, help="tf.data shuffle buffer (rows, not images, are shuffled)"),
         "parallel_calls": Key(0, min=0, help="parallel decode calls; 0 = tf.data AUTOTUNE"),
+        "crop_size": Key(
+            kind="list[int]",
+            optional=True,
+            length=2,
+            min=8,
+            help="[height, width] native-pixel crops of the full-size train images instead of resizing them "
+            "(resized to image_size when different); unset = whole images",
+        ),
+        "crop_defect_share": Key(0.5, min=0.0, max=1.0, help="share of train crops centred on a defect pixel"),
         "train_split": Key("train"),
         "valid_split": Key("valid"),
     },
@@ -54,7 +65,19 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "weight_decay": Key(0.004, min=0.0, help="AdamW only"),
         "clipvalue": Key(kind="float", optional=True, min=0.0, help="clip each gradient element to ±clipvalue"),
         "loss": Key("categorical_crossentropy", choices=LOSSES),
-        "focal_gamma": Key(2.0, min=0.0),
+        "focal_gamma": Key(2.0, min=0.0, help="γ of `focal` and `focal_dice`"),
+        "dice_classes": Key(
+            "all",
+            choices=DICE_CLASSES,
+            help="classes the Dice term of dice / ce_dice / focal_dice averages: all, or defects only",
+        ),
+        "class_weights": Key(
+            "none",
+            kind="str|table[float]",
+            choices=CLASS_WEIGHTS,
+            min=0.0,
+            help="CE / focal weights: none, balanced (train pixel shares) or a {class: weight} table",
+        ),
         "metrics": Key(["dice_coef_multiclass", "mean_iou"], kind="list[str]", choices=METRICS),
         "patience": Key(10, min=0, help="EarlyStopping patience (epochs); 0 disables early stopping"),
         "reducer_factor": Key(0.4, min=0.0, max=1.0),
@@ -71,12 +94,23 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "eval": {
         "split": Key("test", help="manifest split evaluated by `defectkit evaluate`"),
         "batch_size": Key(0, min=0, help="0 = train.batch_size"),
+        "tiled": Key(
+            kind="bool",
+            optional=True,
+            help="Hann-blended tiles at native resolution (tile = data.crop_size, else [infer] tile); "
+            "unset = tiled when data.crop_size is set",
+        ),
     },
     "infer": {
         "alpha": Key(0.5, min=0.0, max=1.0, help="overlay opacity of the colorized mask"),
-        "tiled": Key(False, help="sliding-window inference for images larger than the model input"),
-        "tile": Key(512, min=8),
-        "overlap": Key(64, min=0),
+        "tiled": Key(
+            kind="bool",
+            optional=True,
+            help="sliding-window inference for images larger than the model input; unset = tiled when "
+            "data.crop_size is set",
+        ),
+        "tile": Key(kind="int", optional=True, min=8, help="tile side; unset = data.crop_size when set, else 512"),
+        "overlap": Key(64, min=0, help="tile overlap; capped at half the tile when the tile is data.crop_size"),
         "min_area": Key(1, min=1, help="connected regions smaller than this (pixels) get no box"),
     },
 }
@@ -125,6 +159,12 @@ class Config:
     def image_size(self) -> tuple[int, int]:
         h, w = self.data["image_size"]
         return int(h), int(w)
+
+    @property
+    def crop_size(self) -> tuple[int, int] | None:
+        """`[data] crop_size` as (height, width), None when whole images are resized (the default)."""
+        crop = self.data.get("crop_size")
+        return None if crop is None else (int(crop[0]), int(crop[1]))
 
     @property
     def spec(self) -> Any:
@@ -288,6 +328,16 @@ def _check(value: Any, k: Key) -> tuple[Any, str]:
     kind = k.resolved_kind()
     if value is None:
         return (None, "") if k.optional else (None, "a value is required")
+    if "|" in kind:  # e.g. "str|table[float]": a table when given a table, else the scalar kind
+        kinds = kind.split("|")
+        tables = [t for t in kinds if t.startswith("table[")]
+        if isinstance(value, Mapping) and tables:
+            return _check_table(value, tables[0][6:-1], k)
+        scalar = [t for t in kinds if not t.startswith("table[")]
+        value, msg = _check_scalar(value, scalar[0], k)
+        if msg and tables:
+            msg += f"; or a {{name = {tables[0][6:-1]}}} table"
+        return value, msg
     if kind.startswith("list["):
         inner = kind[5:-1]
         if not isinstance(value, list | tuple):
@@ -302,6 +352,18 @@ def _check(value: Any, k: Key) -> tuple[Any, str]:
             out.append(nv)
         return out, ""
     return _check_scalar(value, kind, k)
+
+
+def _check_table(value: Mapping[str, Any], inner: str, k: Key) -> tuple[Any, str]:
+    """A {name: value} table; `k.choices` apply to the scalar alternative only, not to table values."""
+    out: dict[str, Any] = {}
+    plain = Key(min=k.min, max=k.max)
+    for name, v in value.items():
+        nv, msg = _check_scalar(v, inner, plain)
+        if msg:
+            return None, f"{name!r}: {msg}"
+        out[str(name)] = nv
+    return out, ""
 
 
 def _check_scalar(value: Any, kind: str, k: Key) -> tuple[Any, str]:
@@ -376,6 +438,8 @@ def dumps_toml(doc: Mapping[str, Mapping[str, Any]], header: str = "") -> str:
 
 
 __all__ = [
+    "CLASS_WEIGHTS",
+    "DICE_CLASSES",
     "LOSSES",
     "METRICS",
     "SCHEMA",

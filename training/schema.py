@@ -15,9 +15,11 @@ from typing import Any, Protocol
 class Key:
     """Schema of one config key.
 
-    `kind` is one of "bool", "int", "float", "str", "path", "list[int]", "list[float]", "list[str]";
-    when None it is inferred from `default`. `optional` allows the key to be absent/None (omitted when
-    the config is written, TOML has no null). `length` fixes a list's length (`image_size` = 2).
+    `kind` is one of "bool", "int", "float", "str", "path", "list[int]", "list[float]", "list[str]",
+    or a scalar kind or a table, e.g. "str|table[float]" (`choices` then constrain the string and
+    `min`/`max` the table's values); when None it is inferred from `default`. `optional` allows the
+    key to be absent/None (omitted when the config is written, TOML has no null).
+    `length` fixes a list's length (`image_size` = 2).
     """
 
     default: Any = None

@@ -166,3 +166,35 @@ def test_shipped_leather_config_loads() -> None:
     c = load_config(cfg)
     assert c.model["dilation"] == [3, 3] and c.train["reducer_patience"] == 4
     assert c.dataset_dir == (cfg.parent / "../../build/leather-aug").resolve()
+
+
+def test_loss_options_validated_with_hints(tmp_path: Path) -> None:
+    ok = write_config(
+        tmp_path / "ok.toml",
+        "ds",
+        train={"loss": "focal_dice", "dice_classes": "defects", "class_weights": {"background": 0.5, "cut": 4}},
+    )
+    c = load_config(ok)
+    assert c.train["class_weights"] == {"background": 0.5, "cut": 4.0}
+    assert c.train["dice_classes"] == "defects"
+    again = tmp_path / "again.toml"
+    c.save(again)
+    assert load_config(again).train["class_weights"] == {"background": 0.5, "cut": 4.0}
+    defaults = load_config(write_config(tmp_path / "d.toml", "ds"))
+    assert (defaults.train["dice_classes"], defaults.train["class_weights"]) == ("all", "none")
+    assert load_config(ok, ["train.class_weights='balanced'"]).train["class_weights"] == "balanced"
+    bad = write_config(
+        tmp_path / "bad.toml",
+        "ds",
+        train={"loss": "focal_dic", "dice_classes": "defect", "class_weights": "balnced"},
+    )
+    with pytest.raises(InputError) as e:
+        load_config(bad)
+    text = _messages(e)
+    assert "did you mean 'focal_dice'? valid: categorical_crossentropy, dice, focal, ce_dice, focal_dice" in text
+    assert "did you mean 'defects'? valid: all, defects" in text
+    assert "did you mean 'balanced'? valid: none, balanced; or a {name = float} table" in text
+    with pytest.raises(InputError, match=r"'cut': must be ≥ 0\.0"):
+        load_config(ok, ["train.class_weights={cut=-1}"])
+    with pytest.raises(InputError, match="'cut': expected a number"):
+        load_config(ok, ["train.class_weights={cut='x'}"])

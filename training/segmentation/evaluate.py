@@ -5,6 +5,11 @@ resized back to the image's own size (probabilities bilinearly, then arg-max) an
 untouched ground-truth mask, giving per-class IoU/Dice/precision/recall, mean IoU over the defect
 classes, pixel accuracy and the confusion matrix. The original's `dice_coef_multiclass` and the
 cross-entropy are reported too, for comparability.
+
+A model trained on crops (`[data] crop_size`) is evaluated tiled by default (`[eval] tiled`): the
+Hann-blended tiles of `defectkit infer --tiled`, tile = crop_size, so it sees the resolution it learnt
+instead of a whole image squeezed into its input. When one tile covers the image this is the same
+prediction as the whole-image path.
 """
 
 from __future__ import annotations
@@ -19,17 +24,9 @@ import numpy as np
 from datatools.errors import InputError, Problem
 from datatools.files import atomic_write_text
 from training.config import Config
+from training.segmentation.infer import predict_tiled, resize_probs, tiling
 
 EPS = 1e-7
-
-
-def resize_probs(probs: np.ndarray, height: int, width: int) -> np.ndarray:
-    """K-channel probabilities → (height, width, K), bilinear; unchanged when already that size."""
-    import tensorflow as tf
-
-    if probs.shape[:2] == (height, width):
-        return probs
-    return tf.image.resize(probs, (height, width), method="bilinear").numpy()
 
 
 def evaluation_csv(result: dict[str, Any]) -> str:
@@ -72,38 +69,51 @@ def evaluate_segmentation(config: Config, split: str | None = None, *, batch_siz
             f"model predicts {model.output_shape[-1]} classes but the dataset has {k}", str(out / "model.keras")
         )
     bs = batch_size or config.evaluation["batch_size"] or config.train["batch_size"]
-    images = make_image_dataset(
-        [str(dataset.root / r["image"]) for r in rows], image_size=input_size, batch_size=bs, channels=channels
-    )
+    tiled, tile, overlap = tiling(config, section="eval")
     cm = np.zeros((k, k), np.int64)
     ce_sum = 0.0
     p_true_sum = 0.0
     n_pixels = 0
     problems: list[Problem] = []
-    it = iter(rows)
-    with tqdm(total=len(rows), desc=f"evaluate {split}", unit="img") as bar:
-        for batch in images:
-            probs = np.asarray(model(batch, training=False))
-            for p in probs:
-                row = next(it)
+
+    def score(row: dict, p: np.ndarray | None, image: np.ndarray | None = None) -> None:
+        nonlocal ce_sum, p_true_sum, n_pixels, cm
+        try:
+            truth = dataset.read_mask(row)
+        except ValueError as e:
+            problems.append(Problem(str(dataset.root / row["mask"]), str(e)))
+            return
+        h, w = truth.shape
+        if p is None:  # tiled: predicted here, at native resolution
+            p = predict_tiled(model, image, tile=tile, overlap=overlap, batch_size=bs)
+        p = resize_probs(p, h, w)
+        pred = np.argmax(p, axis=-1)
+        cm += confusion_matrix(truth, pred, k)
+        p_true = np.take_along_axis(p, truth[..., None].astype(np.int64), axis=-1)[..., 0]
+        p_true = np.clip(p_true, EPS, 1.0)
+        ce_sum += float(-np.log(p_true).sum())
+        p_true_sum += float(p_true.sum())
+        n_pixels += truth.size
+
+    with tqdm(total=len(rows), desc=f"evaluate {split}" + (" (tiled)" if tiled else ""), unit="img") as bar:
+        if tiled:
+            for row in rows:
+                score(row, None, dataset.read_image(row))
                 bar.update(1)
-                try:
-                    truth = dataset.read_mask(row)
-                except ValueError as e:
-                    problems.append(Problem(str(dataset.root / row["mask"]), str(e)))
-                    continue
-                h, w = truth.shape
-                p = resize_probs(p, h, w)
-                pred = np.argmax(p, axis=-1)
-                cm += confusion_matrix(truth, pred, k)
-                p_true = np.take_along_axis(p, truth[..., None].astype(np.int64), axis=-1)[..., 0]
-                p_true = np.clip(p_true, EPS, 1.0)
-                ce_sum += float(-np.log(p_true).sum())
-                p_true_sum += float(p_true.sum())
-                n_pixels += truth.size
+        else:
+            images = make_image_dataset(
+                [str(dataset.root / r["image"]) for r in rows], image_size=input_size, batch_size=bs, channels=channels
+            )
+            it = iter(rows)
+            for batch in images:
+                for p in np.asarray(model(batch, training=False)):
+                    score(next(it), p)
+                    bar.update(1)
     if problems:
         raise InputError(problems)
-    result: dict[str, Any] = {"split": split, "images": len(rows), "pixels": n_pixels}
+    result: dict[str, Any] = {"split": split, "images": len(rows), "pixels": n_pixels, "tiled": tiled}
+    if tiled:
+        result.update(tile=list(tile), overlap=overlap)
     result.update(scores_from_confusion(cm, dataset.palette.names))
     result["categorical_crossentropy"] = ce_sum / max(n_pixels, 1)
     # The original's pooled Dice: Σ y = Σ p = number of pixels for one-hot truth and softmax output.

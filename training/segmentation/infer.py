@@ -7,7 +7,8 @@ For every input image OUT gets `masks/<stem>.png` (colorized class mask at the i
 Tiled mode is for images larger than the model input: overlapping tiles are predicted and their
 class probabilities blended with a Hann window, so tile borders — where a convolutional network
 sees zero padding — weigh little wherever another tile covers them centrally (no seams; the
-original cut tiles without blending and mis-cropped the last row/column).
+original cut tiles without blending and mis-cropped the last row/column). A model trained on crops
+(`[data] crop_size`) runs tiled by default, with tile = crop_size, i.e. at the resolution it learnt.
 """
 
 from __future__ import annotations
@@ -22,6 +23,15 @@ from datatools.errors import InputError, Problem
 from datatools.files import IMAGE_EXTENSIONS, ImageReadError, list_images, read_image, to_rgb, write_png
 from datatools.palette import Palette
 from training.config import Config
+
+
+def resize_probs(probs: np.ndarray, height: int, width: int) -> np.ndarray:
+    """K-channel probabilities → (height, width, K), bilinear; unchanged when already that size."""
+    import tensorflow as tf
+
+    if probs.shape[:2] == (height, width):
+        return probs
+    return tf.image.resize(probs, (height, width), method="bilinear").numpy()
 
 
 def hann_window(height: int, width: int) -> np.ndarray:
@@ -51,7 +61,6 @@ def _predict(model: Any, batch: np.ndarray) -> np.ndarray:
 def predict_plain(model: Any, image: np.ndarray) -> np.ndarray:
     """Whole image resized to the model input; probabilities resized back to (H, W, K)."""
     from training.data import prepare_image
-    from training.segmentation.evaluate import resize_probs
 
     size = (int(model.input_shape[1]), int(model.input_shape[2]))
     x = prepare_image(image, size, int(model.input_shape[3]))
@@ -59,42 +68,76 @@ def predict_plain(model: Any, image: np.ndarray) -> np.ndarray:
     return resize_probs(probs, image.shape[0], image.shape[1])
 
 
-def predict_tiled(model: Any, image: np.ndarray, *, tile: int, overlap: int, batch_size: int = 4) -> np.ndarray:
+def predict_tiled(
+    model: Any, image: np.ndarray, *, tile: int | tuple[int, int], overlap: int, batch_size: int = 4
+) -> np.ndarray:
     """Hann-blended sliding-window probabilities (H, W, K) at the image's own resolution.
 
-    Tiles are `tile`×`tile` image pixels (resized to the model input if that differs); images smaller
-    than a tile are reflect-padded. Every pixel is covered, the last row/column of tiles sits flush
-    with the image border.
+    Tiles are `tile` image pixels (a side, or (height, width)), resized to the model input if that
+    differs; images smaller than a tile are reflect-padded. Every pixel is covered, the last
+    row/column of tiles sits flush with the image border.
     """
     from training.data import prepare_image
-    from training.segmentation.evaluate import resize_probs
 
-    if overlap >= tile:
-        raise InputError(f"--overlap {overlap} must be smaller than --tile {tile}", "--overlap")
+    th, tw = (tile, tile) if isinstance(tile, int) else (int(tile[0]), int(tile[1]))
+    if overlap >= min(th, tw):
+        shown = th if th == tw else f"{th}x{tw}"
+        raise InputError(f"--overlap {overlap} must be smaller than --tile {shown}", "--overlap")
     size = (int(model.input_shape[1]), int(model.input_shape[2]))
     channels = int(model.input_shape[3])
     h, w = image.shape[:2]
-    ph, pw = max(0, tile - h), max(0, tile - w)
+    ph, pw = max(0, th - h), max(0, tw - w)
     if ph or pw:
         pad = ((0, ph), (0, pw)) + (((0, 0),) if image.ndim == 3 else ())
         image = np.pad(image, pad, mode="reflect" if min(h, w) > 1 else "edge")
     H, W = image.shape[:2]
-    window = hann_window(tile, tile)
+    window = hann_window(th, tw)
     acc: np.ndarray | None = None
     weight = np.zeros((H, W), np.float32)
-    boxes = [(y, x) for y in tile_starts(H, tile, overlap) for x in tile_starts(W, tile, overlap)]
+    boxes = [(y, x) for y in tile_starts(H, th, overlap) for x in tile_starts(W, tw, overlap)]
     for i in range(0, len(boxes), batch_size):
         chunk = boxes[i : i + batch_size]
-        batch = np.stack([prepare_image(image[y : y + tile, x : x + tile], size, channels) for y, x in chunk])
+        batch = np.stack([prepare_image(image[y : y + th, x : x + tw], size, channels) for y, x in chunk])
         probs = _predict(model, batch)
         for (y, x), p in zip(chunk, probs, strict=True):
-            p = resize_probs(p, tile, tile)
+            p = resize_probs(p, th, tw)
             if acc is None:
                 acc = np.zeros((H, W, p.shape[-1]), np.float32)
-            acc[y : y + tile, x : x + tile] += p * window[..., None]
-            weight[y : y + tile, x : x + tile] += window
+            acc[y : y + th, x : x + tw] += p * window[..., None]
+            weight[y : y + th, x : x + tw] += window
     assert acc is not None
     return (acc / weight[..., None])[:h, :w]
+
+
+def tiling(
+    config: Config,
+    *,
+    tiled: bool | None = None,
+    tile: int | None = None,
+    overlap: int | None = None,
+    section: str = "infer",
+) -> tuple[bool, tuple[int, int], int]:
+    """(tiled, (tile height, tile width), overlap) from explicit options, then the config.
+
+    `tiled`: the option, else `[<section>] tiled`, else whether `[data] crop_size` is set (a model
+    trained on crops runs at native resolution by default). `tile`: the option, else `[infer] tile`,
+    else `crop_size`, else 512. `overlap`: the option, else `[infer] overlap`, capped at half the
+    tile when the tile is the crop size (a 32-pixel crop cannot keep the default 64).
+    """
+    crop = config.crop_size
+    if tiled is None:
+        tiled = config[section].get("tiled")
+    if tiled is None:
+        tiled = crop is not None
+    side = tile if tile is not None else config.infer["tile"]
+    from_crop = side is None and crop is not None
+    size = crop if from_crop else (int(side or 512),) * 2
+    assert size is not None
+    if overlap is None:
+        overlap = int(config.infer["overlap"])
+        if from_crop:
+            overlap = min(overlap, min(size) // 2)
+    return bool(tiled), (int(size[0]), int(size[1])), int(overlap)
 
 
 def overlay(image: np.ndarray, mask: np.ndarray, palette: Palette, alpha: float) -> np.ndarray:
@@ -168,11 +211,10 @@ def infer_segmentation(
     from training.runs import load_model
 
     opts = config.infer
-    tiled = opts["tiled"] if tiled is None else tiled
-    tile = opts["tile"] if tile is None else tile
-    overlap = opts["overlap"] if overlap is None else overlap
-    if tiled and overlap >= tile:
-        raise InputError(f"overlap {overlap} must be smaller than tile {tile}", "--overlap")
+    tiled, tile_hw, overlap = tiling(config, tiled=tiled, tile=tile, overlap=overlap)
+    if tiled and overlap >= min(tile_hw):
+        shown = tile_hw[0] if tile_hw[0] == tile_hw[1] else f"{tile_hw[0]}x{tile_hw[1]}"
+        raise InputError(f"overlap {overlap} must be smaller than tile {shown}", "--overlap")
     files = collect_inputs(input_path)
     check_output_target(out, overwrite=overwrite, inputs=(Path(input_path),))
     palette = load_palette(config)
@@ -189,7 +231,7 @@ def infer_segmentation(
                 problems.append(Problem(str(path), str(e)))
                 continue
             if tiled:
-                probs = predict_tiled(model, image, tile=tile, overlap=overlap)
+                probs = predict_tiled(model, image, tile=tile_hw, overlap=overlap)
             else:
                 probs = predict_plain(model, image)
             mask = np.argmax(probs, axis=-1).astype(np.uint8)

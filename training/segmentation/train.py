@@ -4,6 +4,10 @@ The run folder (`train.output_dir`) receives, as training goes: `config.toml` (r
 `classes.json` (the palette, so `infer` works without the dataset), `model.keras` (best on
 validation loss), `history.csv`, `logs/` (TensorBoard) and `epoch_inference/epoch_NNN/*.png`.
 It is written incrementally on purpose — a crash or Ctrl-C keeps the best model so far.
+
+With `[data] crop_size` the network trains on random native-resolution crops and validates on the
+tile grid of each validation image (see `training.data`); `[train] class_weights = "balanced"` is
+computed from the train rows' pixel counts (`training.class_weights`) and printed.
 """
 
 from __future__ import annotations
@@ -31,16 +35,16 @@ def make_strategy(name: str) -> Any:
     return tf.distribute.get_strategy()
 
 
-def compile_model(model: Any, config: Config, class_names: list[str]) -> None:
+def compile_model(model: Any, config: Config, class_names: list[str], class_weights: list[float] | None = None) -> None:
+    """Compile with the config's optimizer, loss (`class_weights`: one per class, resolved) and metrics."""
     from training.losses import get_loss
     from training.metrics import get_metrics
 
     t = config.train
-    model.compile(
-        optimizer=make_optimizer(config),
-        loss=get_loss(t["loss"], focal_gamma=t["focal_gamma"]),
-        metrics=get_metrics(t["metrics"], class_names),
+    loss = get_loss(
+        t["loss"], focal_gamma=t["focal_gamma"], dice_classes=t["dice_classes"], class_weights=class_weights
     )
+    model.compile(optimizer=make_optimizer(config), loss=loss, metrics=get_metrics(t["metrics"], class_names))
 
 
 def fixed_samples(dataset: Any, rows: list[dict], config: Config) -> list[tuple[str, Any, Any]]:
@@ -53,7 +57,11 @@ def fixed_samples(dataset: Any, rows: list[dict], config: Config) -> list[tuple[
     chosen = rows[:n]
     if not chosen:
         return []
-    ds = make_dataset(dataset, chosen, image_size=config.image_size, batch_size=1, channels=config.data["channels"])
+    # With crops: one fixed crop per row, centred on a defect pixel when the row has one.
+    crops = {"crop_size": config.crop_size, "crop_defect_share": 1.0, "seed": config.train["seed"]}
+    ds = make_dataset(
+        dataset, chosen, image_size=config.image_size, batch_size=1, channels=config.data["channels"], **crops
+    )
     samples = []
     for row, (image, onehot) in zip(chosen, ds.as_numpy_iterator(), strict=True):
         samples.append((row["id"], image[0], np.argmax(onehot[0], axis=-1).astype(np.uint8)))
@@ -67,6 +75,7 @@ def train_segmentation(config: Config, *, resume: bool = False, overwrite: bool 
 
     from datatools.dataset import Dataset
     from training.callbacks import EpochInference, standard_callbacks
+    from training.class_weights import resolve_class_weights
     from training.data import check_files, make_dataset, palette_error_problem, split_rows
     from training.models.registry import build_model
 
@@ -78,12 +87,18 @@ def train_segmentation(config: Config, *, resume: bool = False, overwrite: bool 
     check_files(dataset, train_rows + valid_rows)
     t, d = config.train, config.data
     class_names = dataset.palette.names
+    weights = resolve_class_weights(t["class_weights"], train_rows, class_names, source=str(config.path))
 
     keras.utils.set_random_seed(t["seed"])
     strategy = make_strategy(t["strategy"])
     global_batch = t["batch_size"] * strategy.num_replicas_in_sync
     steps = t["steps_per_epoch"] or None
-    common = {"image_size": config.image_size, "channels": d["channels"], "parallel_calls": d["parallel_calls"]}
+    common = {
+        "image_size": config.image_size,
+        "channels": d["channels"],
+        "parallel_calls": d["parallel_calls"],
+        "crop_size": config.crop_size,
+    }
     train_ds = make_dataset(
         dataset,
         train_rows,
@@ -93,9 +108,11 @@ def train_segmentation(config: Config, *, resume: bool = False, overwrite: bool 
         shuffle_buffer=d["shuffle_buffer"],
         cache=d["cache"],
         repeat=steps is not None,
+        crop_defect_share=d["crop_defect_share"],
         **common,
     )
-    valid_ds = make_dataset(dataset, valid_rows, batch_size=global_batch, cache=d["cache"], **common)
+    # With crops, validation scores the tile grid covering each image (every pixel, deterministic).
+    valid_ds = make_dataset(dataset, valid_rows, batch_size=global_batch, cache=d["cache"], crops="tiles", **common)
     if t["validation_steps"]:
         valid_ds = valid_ds.repeat()
 
@@ -108,7 +125,9 @@ def train_segmentation(config: Config, *, resume: bool = False, overwrite: bool 
             model = load_model(out / "model.keras", config, compile=True)
         else:
             model = build_model(config, len(class_names))
-            compile_model(model, config, class_names)
+            compile_model(model, config, class_names, weights)
+            if weights is not None:
+                print("class weights: " + ", ".join(f"{n} {w:.3g}" for n, w in zip(class_names, weights, strict=True)))
     config.save(out / "config.toml")
     atomic_write_text(out / "classes.json", json.dumps(dataset.palette.to_json(), indent=2) + "\n")
 
