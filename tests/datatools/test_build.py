@@ -46,7 +46,7 @@ def test_demo_rebuilds_identically_to_the_checked_in_lock(tmp_path):
 def test_build_errors_are_listed(tmp_path):
     recipe = tmp_path / "r.toml"
     recipe.write_text(
-        'nme = "x"\n[source]\nformat = "coco"\npath = "nowhere"\n[split]\ntrian = 0.7\n'
+        'nme = "x"\n[source]\nformat = "pascal"\npath = "nowhere"\n[split]\ntrian = 0.7\n'
         '[augment]\nseed = 1\n[[augment.ops]]\nop = "elastik"\n'
     )
     res = run("build", recipe, "--out", tmp_path / "out")

@@ -164,8 +164,10 @@ def test_dumps_toml_writes_valid_toml() -> None:
 def test_shipped_leather_config_loads() -> None:
     cfg = Path(__file__).resolve().parents[2] / "training" / "configs" / "leather.toml"
     c = load_config(cfg)
-    assert c.model["dilation"] == [3, 3] and c.train["reducer_patience"] == 4
-    assert c.dataset_dir == (cfg.parent / "../../build/leather-aug").resolve()
+    # the committed experiment: n 8, no input scaling, the reducer's effective patience (Keras's 10)
+    assert c.model["dilation"] == [3, 3] and c.model["num_layers"] == 8 and c.model["input_normalize"] is False
+    assert (c.train["reducer_patience"], c.train["batch_size"], c.train["clipvalue"]) == (10, 2, 0.4)
+    assert c.dataset_dir == (cfg.parent / "../../build/mvtec-leather/dataset").resolve()
 
 
 def test_loss_options_validated_with_hints(tmp_path: Path) -> None:
