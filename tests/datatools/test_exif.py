@@ -88,3 +88,29 @@ def test_supervisely_phone_photo_pairs_with_its_annotation(tmp_path, orientation
     defect = (mask != 0).any(axis=2)
     assert defect.sum() == 3 * 8
     assert image[defect].mean() > 200 and image[~defect].mean() < 80
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_folders_phone_photo_pairs_with_its_mask(tmp_path, orientation):
+    """A colour mask drawn on the upright photo (as labelling tools show it) pairs with the EXIF-rotated JPEG."""
+    from tests.datatools.fakes import write_png
+
+    h, w = 20, 30
+    up = np.full((h, w, 3), 40, np.uint8)
+    up[3:6, 2:10] = 250
+    mask = np.zeros((h, w, 3), np.uint8)
+    mask[3:6, 2:10] = (255, 0, 0)
+    (tmp_path / "src/images").mkdir(parents=True)
+    save_oriented(tmp_path / "src/images/phone.jpg", up, orientation, "JPEG")
+    write_png(tmp_path / "src/masks/phone.png", mask)
+    (tmp_path / "p.json").write_text('{"scratch": [255, 0, 0]}')
+    out = tmp_path / "out"
+    result = runner.invoke(
+        app, ["convert", "folders", str(tmp_path / "src"), str(out), "--palette", str(tmp_path / "p.json")]
+    )
+    assert result.exit_code == 0, result.output
+    row = json.loads((out / "manifest.jsonl").read_text().splitlines()[0])
+    assert (row["width"], row["height"], row["classes"]) == (w, h, {"scratch": 24})
+    image = read_image(out / row["image"])
+    defect = (read_image(out / row["mask"]) != 0).any(axis=2)
+    assert image[defect].mean() > 200 and image[~defect].mean() < 80
