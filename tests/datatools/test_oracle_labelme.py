@@ -166,8 +166,7 @@ def test_labelme_shapes_to_label_agrees_on_random_annotations():
         np.testing.assert_array_equal(ours(shape, shapes), expected, err_msg=f"case {i}: {shapes}")
 
 
-@pytest.mark.skipif(LABELME is None, reason="labelme not installed (make install adds it with --no-deps)")
-def test_labelme_mask_png_decoding_matches_ours():
+def test_mask_png_decoding_matches_labelme():
     """labelme reads a `mask` as `np.array(PIL.Image.open(b64)).astype(bool)` (img_b64_to_arr)."""
     rng = np.random.default_rng(5)
     for mode in ("L", "1", "P"):
