@@ -9,6 +9,8 @@ crossing the border, some with a hole) over 3 classes. Then:
    split into its stages (JSON parse / rasterize / image decode / PNG encode / write, summed over workers),
    the rasterize share of the per-image time (goal < 10%: the command is I/O bound) and the 2-worker
    speed-up in wall time (goal ≥ 1.8×);
+   The same images and polygons (exteriors only: LabelMe polygons have no holes) are also written as a LabelMe
+   folder (imagePath beside each JSON) and converted with 1 worker: its stages and rasterize share are printed;
 2. when `.oracle-venv` exists (`make oracle`), times the SDK's `Annotation.draw` on the first `--sdk-images`
    annotations (tests/datatools/oracle/sdk_draw.py, best of 3, inside that venv) and our
    `parse_objects` + `rasterize` on the same annotations (best of 3, one process), and prints the speed-up.
@@ -32,7 +34,7 @@ import cv2
 import numpy as np
 
 from datatools.rasterize import rasterize
-from datatools.sources import supervisely
+from datatools.sources import labelme, supervisely
 
 REPO = Path(__file__).resolve().parents[1]
 ORACLE_PY = REPO / ".oracle-venv" / "bin" / "python"
@@ -79,6 +81,21 @@ def make_project(root: Path, n_images: int, size: tuple[int, int], n_polygons: i
                             "points": {"exterior": exterior, "interior": holes}})  # fmt: skip
         ann = {"description": "", "tags": [], "size": {"height": h, "width": w}, "objects": objects}
         (root / "bench set" / "ann" / f"{name}.json").write_text(json.dumps(ann))
+    return root
+
+
+def make_labelme(project: Path, root: Path) -> Path:
+    """The Supervisely bench project as a LabelMe folder: same images (hard links), polygon exteriors."""
+    root.mkdir(parents=True)
+    for ann_path in sorted((project / "bench set" / "ann").glob("*.json")):
+        ann = json.loads(ann_path.read_text())
+        name = ann_path.name[: -len(".json")]
+        os.link(project / "bench set" / "img" / name, root / name)
+        shapes = [{"label": o["classTitle"], "points": o["points"]["exterior"], "group_id": None, "description": "",
+                   "shape_type": "polygon", "flags": {}, "mask": None} for o in ann["objects"]]  # fmt: skip
+        lm = {"version": "5.8.1", "flags": {}, "shapes": shapes, "imagePath": name, "imageData": None,
+              "imageHeight": ann["size"]["height"], "imageWidth": ann["size"]["width"]}  # fmt: skip
+        (root / f"{Path(name).stem}.json").write_text(json.dumps(lm))
     return root
 
 
@@ -171,6 +188,18 @@ def main() -> None:
               f"CPU per image {runs[2][2] / runs[1][2]:.2f}× that of 1 worker")  # fmt: skip
         print(f"outputs of 1 and 2 workers byte-identical: {same} ({len(files)} PNG files); "
               f"load average now {os.getloadavg()[0]:.1f} (other processes on the machine slow both runs)")  # fmt: skip
+
+        folder = make_labelme(project, tmp / "labelme")
+        t0 = time.perf_counter()
+        lm_timings = labelme.convert(folder, tmp / "out-labelme", workers=1).timings
+        lm_wall = time.perf_counter() - t0
+        lm_total = sum(lm_timings.values()) / n
+        print("\nconvert labelme (same images and polygon exteriors, 1 worker): ms per image")
+        print("  ".join(f"{label} {lm_timings.get(key, 0) / n * 1e3:.1f}" for label, key in STAGES)
+              + f"; sum {lm_total * 1e3:.1f}; wall {lm_wall / n * 1e3:.1f}")  # fmt: skip
+        lm_share = lm_timings["rasterize"] / n / lm_total
+        print(f"labelme rasterize share of per-image time: {lm_share:.1%} (goal < 10%) "
+              f"{'OK' if lm_share < 0.10 else 'MISSED'}")  # fmt: skip
 
         ann_paths = sorted((project / "bench set" / "ann").glob("*.json"))[: args.sdk_images]
         ours_total, ours_raster = time_ours(ann_paths)

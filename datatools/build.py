@@ -26,7 +26,7 @@ from datatools.dataset import Dataset, created_by
 from datatools.errors import InputError, Problem
 from datatools.files import atomic_dir, atomic_write_text, check_output_target, read_image
 
-FORMATS = ("mvtec", "supervisely", "indexed", "folders")
+FORMATS = ("mvtec", "supervisely", "indexed", "folders", "labelme")
 TOP_KEYS = ("name", "description", "source", "palette", "split", "augment", "training")
 SOURCE_KEYS = (
     "format",
@@ -283,6 +283,10 @@ def _convert(recipe: DatasetRecipe, root: Path, out: Path, palette_file: Path | 
         from datatools.sources import supervisely
 
         supervisely.convert(root, out, **common)
+    elif fmt == "labelme":
+        from datatools.sources import labelme
+
+        labelme.convert(root, out, classes=list(recipe.source.get("classes", [])) or None, **common)
     elif fmt == "folders":
         from datatools.sources import folders
 

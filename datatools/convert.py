@@ -47,6 +47,11 @@ class MaskContext:
 MaskBuilder = Callable[["SampleSource", tuple[int, int], MaskContext], np.ndarray]
 
 
+# An image reader decodes a record's pixels when they are not simply the file `image` (LabelMe's embedded
+# `imageData`), raising InputError. Module-level, like mask builders.
+ImageReader = Callable[["SampleSource"], np.ndarray]
+
+
 @dataclass(frozen=True)
 class SampleSource:
     """One sample as listed by a source reader: where its pixels come from, nothing decoded yet."""
@@ -59,6 +64,7 @@ class SampleSource:
     label: str | None = None  # image-level label forced by the source (e.g. MVTec defect folder)
     group: str | None = None  # None: the id (the sample is its own source)
     split: str | None = None  # a split the source already assigns (ImageMask folders)
+    read_image: ImageReader | None = None  # None: decode the file `image` (EXIF applied)
 
 
 @dataclass
@@ -84,10 +90,13 @@ def render_sample(
     """Decode a record's image and build its mask: (image, class-index mask, context). Raises InputError."""
     ctx = MaskContext(palette)
     t0 = time.perf_counter()
-    try:
-        image = read_image(sample.image)
-    except ImageReadError as e:
-        raise InputError(str(e), str(sample.image)) from None
+    if sample.read_image is not None:
+        image = sample.read_image(sample)
+    else:
+        try:
+            image = read_image(sample.image)
+        except ImageReadError as e:
+            raise InputError(str(e), str(sample.image)) from None
     ctx.add_time("image_decode", time.perf_counter() - t0)
     if not keep_gray:
         image = to_rgb(image)

@@ -40,6 +40,13 @@ def read_image(path: Path, *, gray: bool = False, exif: bool = True) -> np.ndarr
         raise ImageReadError("file is missing") from None
     except OSError as e:
         raise ImageReadError(f"cannot read file: {e.strerror or e}") from None
+    return decode_image(data, gray=gray, exif=exif)
+
+
+def decode_image(data: bytes | np.ndarray, *, gray: bool = False, exif: bool = True) -> np.ndarray:
+    """`read_image` for encoded bytes already in memory (e.g. an image embedded in an annotation file)."""
+    if not isinstance(data, np.ndarray):
+        data = np.frombuffer(data, dtype=np.uint8)
     if data.size == 0:
         raise ImageReadError("file is empty")
     flag = cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_UNCHANGED

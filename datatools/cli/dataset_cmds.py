@@ -1,4 +1,4 @@
-"""Dataset commands: convert (mvtec / supervisely / indexed), split, verify, stats, export."""
+"""Dataset commands: convert (mvtec / supervisely / labelme / indexed / folders), split, verify, stats, export."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from datatools.convert import ConvertReport
 from datatools.errors import InputError
 
 convert_app = typer.Typer(
-    help="Convert raw annotations (MVTec AD, Supervisely, indexed PNG masks, colour-mask folders) into a dataset "
-    "directory.",
+    help="Convert raw annotations (MVTec AD, Supervisely, LabelMe, indexed PNG masks, colour-mask folders) into a "
+    "dataset directory.",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
@@ -122,6 +122,48 @@ def convert_supervisely(
     report = supervisely.convert(
         project_dir,
         out,
+        palette_file=palette,
+        workers=workers,
+        skip_invalid=skip_invalid,
+        overwrite=overwrite,
+        name=name,
+    )
+    _summarise(report)
+
+
+@convert_app.command("labelme")
+@report_errors
+def convert_labelme(
+    folder: Annotated[Path, typer.Argument(help="A folder of LabelMe .json files (searched recursively).")],
+    out: Annotated[Path, typer.Argument(help="Dataset directory to create.")],
+    classes: Annotated[
+        str | None,
+        typer.Option(
+            "--classes",
+            help="Comma-separated class names in index order (1, 2, ...); a shape label outside them is an error. "
+            "Default: the sorted labels of all drawn shapes.",
+        ),
+    ] = None,
+    palette: PaletteOpt = None,
+    workers: Workers = default_workers(),
+    skip_invalid: SkipInvalid = False,
+    overwrite: Overwrite = False,
+    name: NameOpt = None,
+) -> None:
+    """Convert LabelMe annotations: one JSON per image, the image embedded (imageData) or at imagePath.
+
+    imageData wins over imagePath, as in labelme; an imagePath file gets its EXIF orientation applied. Shapes
+    are drawn in file order, later on top, pixel-identical to labelme's shape_to_mask (polygon, rectangle,
+    circle, oriented_rectangle, mask); point, line and linestrip have no area and are skipped with a warning.
+    imageHeight / imageWidth must match the image. Sample ids are the JSON paths relative to FOLDER without
+    .json.
+    """
+    from datatools.sources import labelme
+
+    report = labelme.convert(
+        folder,
+        out,
+        classes=classes.split(",") if classes is not None else None,
         palette_file=palette,
         workers=workers,
         skip_invalid=skip_invalid,

@@ -55,6 +55,8 @@ def demo_data(
     OUT/neu-seg/: images/{training,test}/*.jpg and annotations/{training,test}/*.png (indexed: 1 inclusion,
     2 patches, 3 scratches)
 
+    OUT/labelme/: the MVTec test set as LabelMe files, <defect>/NNN.json (polygons, mask shapes where needed)
+
     Example: defectkit demo-data build/demo-src && defectkit convert mvtec build/demo-src/mvtec/textile build/demo
 
     One-texture category for the anomaly detectors: defectkit demo-data build/anomaly-src --textures brick
@@ -87,6 +89,11 @@ def demo_data(
     typer.echo(
         f"NEU-Seg layout:      {summary.neu_root}  ({n_neu} images: "
         + ", ".join(f"{k} {v}" for k, v in summary.neu_images.items())
+        + ")"
+    )
+    typer.echo(
+        f"LabelMe folder:      {summary.labelme_root}  ({sum(summary.labelme_shapes.values())} shapes: "
+        + ", ".join(f"{k} {v}" for k, v in summary.labelme_shapes.items())
         + ")"
     )
 

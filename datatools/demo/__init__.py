@@ -8,17 +8,20 @@
   (see `datatools.demo.supervisely`);
 - `out/neu-seg/`: grayscale JPEGs with indexed PNG annotations in the NEU-Seg layout
   (see `datatools.demo.indexed`);
+- `out/labelme/`: the MVTec category's test set as LabelMe JSON files, polygons (or `mask` shapes where a
+  polygon cannot be exact) of its ground truth (see `datatools.demo.labelme`);
 - `out/README.txt`: what is where, and the textures' provenance (scikit-image, CC0).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from datatools.demo.defects import DEFECTS, apply_defect, get_defect
 from datatools.demo.indexed import NEU_CLASSES, NeuCounts, write_neu_seg
+from datatools.demo.labelme import write_labelme_from_mvtec
 from datatools.demo.mvtec import (
     DEFAULT_CATEGORY,
     MvtecCounts,
@@ -58,6 +61,7 @@ class DemoSummary:
     mvtec: MvtecSummary
     supervisely_objects: dict[str, int]
     neu_images: dict[str, int]
+    labelme_shapes: dict[str, int] = field(default_factory=dict)
 
     @property
     def mvtec_root(self) -> Path:
@@ -71,6 +75,10 @@ class DemoSummary:
     def neu_root(self) -> Path:
         return self.root / "neu-seg"
 
+    @property
+    def labelme_root(self) -> Path:
+        return self.root / "labelme"
+
 
 README = """defectkit demo data (seed {seed}, {size}x{size} pixels)
 
@@ -80,12 +88,15 @@ supervisely/        Supervisely project: meta.json, <dataset>/img/<file>, <datas
                     classes: {sly_classes}
 neu-seg/            NEU-Seg layout: images/{{training,test}}/NNNNNN.jpg (grayscale),
                     annotations/{{training,test}}/NNNNNN.png (pixel value = class: {neu_classes})
+labelme/            LabelMe: <defect>/NNN.json (+ NNN.png beside it, or embedded as imageData), good/NNN.json;
+                    the test set of mvtec/{category}/ (same ids, classes and pixels)
 
 Try (DEMO = this folder):
       defectkit convert mvtec DEMO/mvtec/{category} build/demo
       defectkit convert supervisely DEMO/supervisely build/demo-sly
       defectkit convert indexed DEMO/neu-seg/images/training DEMO/neu-seg/annotations/training build/demo-neu \\
           --classes {neu_names}
+      defectkit convert labelme DEMO/labelme build/demo-labelme
 
 The surfaces are crops of the brick, gravel and grass photographs shipped with scikit-image
 (skimage.data, public domain / CC0); the defects are drawn by datatools.demo.defects.
@@ -155,6 +166,7 @@ def generate_demo(
             tmp / "supervisely", seed=seed, size=size, counts=supervisely_counts, progress=progress
         )
         neu = write_neu_seg(tmp / "neu-seg", seed=seed, counts=neu_counts, progress=progress)
+        lm = write_labelme_from_mvtec(tmp / "mvtec" / category, tmp / "labelme")
         text = README.format(
             seed=seed,
             size=size,
@@ -167,4 +179,4 @@ def generate_demo(
         )
         write_bytes(tmp / "README.txt", text.encode("utf-8"))
     mv.root = out / "mvtec" / category
-    return DemoSummary(root=out, mvtec=mv, supervisely_objects=sly, neu_images=neu)
+    return DemoSummary(root=out, mvtec=mv, supervisely_objects=sly, neu_images=neu, labelme_shapes=lm)

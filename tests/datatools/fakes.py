@@ -170,3 +170,55 @@ def make_imagemask(root: Path, *, size: int = 128, seed: int = 0) -> dict:
         copies[prefix + s] = s
         leaks[s] = ["train", "test"]
     return {"sources": stems, "split": split_of, "leaks": leaks, "copies": copies}
+
+
+def lm_shape(label: str, points, shape_type: str | None = "polygon", **extra) -> dict:
+    """A LabelMe shape as labelme writes it."""
+    shape = {"label": label, "points": [list(p) for p in points], "group_id": None, "description": ""}
+    shape.update({"shape_type": shape_type, "flags": {}, "mask": None}, **extra)
+    return shape
+
+
+def lm_mask(label: str, mask: np.ndarray, origin) -> dict:
+    """A labelme ≥ 5.8 `mask` shape: bool mask cropped to its box, top-left `origin` (x, y)."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(mask.astype(np.uint8)).save(buf, format="PNG")  # values 0/1, as labelme's img_arr_to_b64
+    x0, y0 = origin
+    h, w = mask.shape
+    return lm_shape(label, [(x0, y0), (x0 + w - 1, y0 + h - 1)], "mask", mask=base64.b64encode(buf.getvalue()).decode())
+
+
+def make_labelme(
+    root: Path, files: dict[str, list[dict]], *, size=(30, 40), embed=(), ext=".png", seed=0
+) -> dict[str, np.ndarray]:
+    """files: {relative stem: shapes}; stems in `embed` carry imageData, the others an image beside the JSON.
+
+    Returns {stem: the RGB image written}.
+    """
+    import base64
+
+    rng = np.random.default_rng(seed)
+    h, w = size
+    images = {}
+    for stem, shapes in files.items():
+        img = texture(rng, h, w)
+        path = root / f"{stem}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        image_name = f"{Path(stem).name}{ext}"
+        ok, buf = cv2.imencode(ext, cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+        assert ok
+        data = None
+        if stem in embed:
+            data = base64.b64encode(buf.tobytes()).decode()
+        else:
+            (path.parent / image_name).write_bytes(buf.tobytes())
+        images[stem] = cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        ann = {"version": "5.8.1", "flags": {}, "shapes": shapes, "imagePath": image_name, "imageData": data}
+        ann.update(imageHeight=h, imageWidth=w)
+        path.write_text(json.dumps(ann, indent=2))
+    return images
