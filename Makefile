@@ -15,10 +15,14 @@ $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
-	$(BIN)/pip install --quiet --no-deps '$(LABELME)'
 	touch $(STAMP)
 
-test: install
+ORACLES := $(VENV)/.oracles
+$(ORACLES): $(STAMP) Makefile
+	$(BIN)/pip install --quiet --no-deps '$(LABELME)'
+	touch $(ORACLES)
+
+test: install $(ORACLES)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
