@@ -55,6 +55,9 @@ def demo_data(
     OUT/neu-seg/: images/{training,test}/*.jpg and annotations/{training,test}/*.png (indexed: 1 inclusion,
     2 patches, 3 scratches)
 
+    OUT/coco/: instances.json + images/ and OUT/cvat/: annotations.xml + images/, the MVTec test images and
+    masks as COCO and CVAT exports (converting either gives the masks of the MVTec conversion)
+
     Example: defectkit demo-data build/demo-src && defectkit convert mvtec build/demo-src/mvtec/textile build/demo
 
     One-texture category for the anomaly detectors: defectkit demo-data build/anomaly-src --textures brick
@@ -89,6 +92,12 @@ def demo_data(
         + ", ".join(f"{k} {v}" for k, v in summary.neu_images.items())
         + ")"
     )
+    for label, root, objects in (
+        ("COCO export", summary.coco_root, summary.coco_objects),
+        ("CVAT export", summary.cvat_root, summary.cvat_objects),
+    ):
+        shapes = ", ".join(f"{k} {v}" for k, v in objects.items() if v)
+        typer.echo(f"{(label + ':').ljust(20)} {root}  ({shapes or 'no objects'})")
 
 
 def register(app: typer.Typer) -> None:

@@ -8,15 +8,20 @@
   (see `datatools.demo.supervisely`);
 - `out/neu-seg/`: grayscale JPEGs with indexed PNG annotations in the NEU-Seg layout
   (see `datatools.demo.indexed`);
+- `out/coco/` and `out/cvat/`: the MVTec category's test images and masks again as a COCO instances export
+  and a CVAT for images 1.1 export (see `datatools.demo.coco`, `datatools.demo.cvat`): converting either
+  gives the masks of the MVTec conversion;
 - `out/README.txt`: what is where, and the textures' provenance (scikit-image, CC0).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from datatools.demo.coco import write_coco_export
+from datatools.demo.cvat import write_cvat_export
 from datatools.demo.defects import DEFECTS, apply_defect, get_defect
 from datatools.demo.indexed import NEU_CLASSES, NeuCounts, write_neu_seg
 from datatools.demo.mvtec import (
@@ -58,6 +63,8 @@ class DemoSummary:
     mvtec: MvtecSummary
     supervisely_objects: dict[str, int]
     neu_images: dict[str, int]
+    coco_objects: dict[str, int] = field(default_factory=dict)
+    cvat_objects: dict[str, int] = field(default_factory=dict)
 
     @property
     def mvtec_root(self) -> Path:
@@ -71,6 +78,14 @@ class DemoSummary:
     def neu_root(self) -> Path:
         return self.root / "neu-seg"
 
+    @property
+    def coco_root(self) -> Path:
+        return self.root / "coco"
+
+    @property
+    def cvat_root(self) -> Path:
+        return self.root / "cvat"
+
 
 README = """defectkit demo data (seed {seed}, {size}x{size} pixels)
 
@@ -80,12 +95,18 @@ supervisely/        Supervisely project: meta.json, <dataset>/img/<file>, <datas
                     classes: {sly_classes}
 neu-seg/            NEU-Seg layout: images/{{training,test}}/NNNNNN.jpg (grayscale),
                     annotations/{{training,test}}/NNNNNN.png (pixel value = class: {neu_classes})
+coco/               COCO instances export of the MVTec test images: instances.json, images/<defect>/NNN.png
+                    (polygons along the pixel outlines, RLE for defects with holes)
+cvat/               CVAT for images 1.1 export of the same: annotations.xml, images/<defect>/NNN.png
+                    (polygons, <mask> for defects with holes)
 
 Try (DEMO = this folder):
       defectkit convert mvtec DEMO/mvtec/{category} build/demo
       defectkit convert supervisely DEMO/supervisely build/demo-sly
       defectkit convert indexed DEMO/neu-seg/images/training DEMO/neu-seg/annotations/training build/demo-neu \\
           --classes {neu_names}
+      defectkit convert coco DEMO/coco/instances.json DEMO/coco/images build/demo-coco
+      defectkit convert cvat DEMO/cvat/annotations.xml DEMO/cvat/images build/demo-cvat
 
 The surfaces are crops of the brick, gravel and grass photographs shipped with scikit-image
 (skimage.data, public domain / CC0); the defects are drawn by datatools.demo.defects.
@@ -107,7 +128,9 @@ def generate_demo(
     variety: str | None = None,
     progress: bool = True,
 ) -> DemoSummary:
-    """Write the demo MVTec category, Supervisely project and NEU-Seg-style set into `out` (atomically).
+    """Write the demo MVTec category, Supervisely project, NEU-Seg-style set, COCO and CVAT exports into `out`.
+
+    Atomic: `out` appears complete or not at all.
 
     `category` names the MVTec category folder and `defects` its `test/` folders (see
     `datatools.demo.mvtec.parse_defects`; e.g. "color=stain,cut,fold=crack,glue=stain,poke" for a
@@ -155,6 +178,8 @@ def generate_demo(
             tmp / "supervisely", seed=seed, size=size, counts=supervisely_counts, progress=progress
         )
         neu = write_neu_seg(tmp / "neu-seg", seed=seed, counts=neu_counts, progress=progress)
+        coco_objects = write_coco_export(tmp / "mvtec" / category, tmp / "coco")
+        cvat_objects = write_cvat_export(tmp / "mvtec" / category, tmp / "cvat")
         text = README.format(
             seed=seed,
             size=size,
@@ -167,4 +192,11 @@ def generate_demo(
         )
         write_bytes(tmp / "README.txt", text.encode("utf-8"))
     mv.root = out / "mvtec" / category
-    return DemoSummary(root=out, mvtec=mv, supervisely_objects=sly, neu_images=neu)
+    return DemoSummary(
+        root=out,
+        mvtec=mv,
+        supervisely_objects=sly,
+        neu_images=neu,
+        coco_objects=coco_objects,
+        cvat_objects=cvat_objects,
+    )
