@@ -6,8 +6,8 @@ semantics follow `rleFrPoly` in cocoapi's common/maskApi.c, which is NOT a scan-
 
 - every vertex is scaled by 5 and cast to int as C does, `(int)(5 * x + 0.5)` (truncation toward zero, so
   -0.3 → -1 → 0 after the cast of -1.0, and -0.1 → 0);
-- each edge is walked densely along its major axis in the upsampled grid (one point per step, the minor
-  coordinate `(int)(start + slope * t + 0.5)`, edges walked from their lower end and stored in polygon order);
+- each edge is walked densely along its major axis in the upsampled grid, from its lower end (one point per
+  step, the minor coordinate `(int)(start + slope * t + 0.5)`);
 - wherever two successive points change upsampled column across the centre of a pixel column
   (`x = (u + 0.5) / 5 - 0.5` integral and inside [0, W-1]), a boundary is placed at row
   `ceil(clamp((min(v) + 0.5) / 5 - 0.5, 0, H))` of that column;
@@ -37,40 +37,57 @@ def _c_int(a: np.ndarray) -> np.ndarray:
     return np.trunc(a).astype(np.int64)
 
 
+def _ranges(n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For counts n: (owner index, position 0..n-1 within its owner) of every element of the concatenation."""
+    owner = np.repeat(np.arange(len(n)), n)
+    return owner, np.arange(int(n.sum())) - (np.cumsum(n) - n)[owner]
+
+
 def polygon_boundaries(xy: np.ndarray, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-    """The (column, row) boundary points `rleFrPoly` computes for a polygon of float vertices `xy` (K×2)."""
+    """The (column, row) boundary points `rleFrPoly` computes for a polygon of float vertices `xy` (K×2).
+
+    Only pairs of successive points inside one edge can change column across a pixel centre (the two points
+    shared by consecutive edges are the same vertex, or lie left of column 0), and which of the two comes
+    first does not matter (the column is the smaller u, the row uses the smaller v). So each edge is walked
+    from its lower end, and edges along x are only evaluated at the steps that cross a column centre.
+    """
     xy = np.asarray(xy, np.float64).reshape(-1, 2)
     x = _c_int(SCALE * xy[:, 0] + 0.5)
     y = _c_int(SCALE * xy[:, 1] + 0.5)
-    xs, ys = x, y
-    xe, ye = np.roll(x, -1), np.roll(y, -1)
-    dx, dy = np.abs(xe - xs), np.abs(ys - ye)
+    xs, ys, xe, ye = x, y, np.roll(x, -1), np.roll(y, -1)
+    dx, dy = np.abs(xe - xs), np.abs(ye - ys)
     major_x = dx >= dy
     flip = (major_x & (xs > xe)) | (~major_x & (ys > ye))
     xs, xe = np.where(flip, xe, xs), np.where(flip, xs, xe)
     ys, ye = np.where(flip, ye, ys), np.where(flip, ys, ye)
-    num = np.where(major_x, ye - ys, xe - xs).astype(np.float64)
-    den = np.where(major_x, dx, dy).astype(np.float64)
-    # a zero-length edge (repeated vertex) gives 0/0 in C; its single point never sits at a column change
-    s = np.divide(num, den, out=np.zeros_like(num), where=den > 0)
-    n = np.maximum(dx, dy) + 1  # points per edge
-    edge = np.repeat(np.arange(len(n)), n)
-    starts = np.cumsum(n) - n
-    d = np.arange(int(n.sum())) - starts[edge]
-    last = (n - 1)[edge]
-    t = np.where(flip[edge], last - d, d)
-    mx = major_x[edge]
-    minor = _c_int(np.where(mx, ys[edge], xs[edge]) + s[edge] * t + 0.5)
-    u = np.where(mx, t + xs[edge], minor)
-    v = np.where(mx, minor, t + ys[edge])
-    uj, up, vj, vp = u[1:], u[:-1], v[1:], v[:-1]
-    change = uj != up
-    xd = np.where(uj < up, uj, uj - 1).astype(np.float64)
-    xd = (xd + 0.5) / SCALE - 0.5
-    keep = change & (np.floor(xd) == xd) & (xd >= 0) & (xd <= w - 1)
-    yd = (np.minimum(vj, vp).astype(np.float64) + 0.5) / SCALE - 0.5
-    yd = np.ceil(np.clip(yd, 0, h))
-    return xd[keep].astype(np.int64), yd[keep].astype(np.int64)
+    us, vs = [], []
+    ex = np.flatnonzero(major_x & (dx > 0))  # u = xs + t, v = (int)(ys + s t + .5), t = 0..dx
+    if ex.size:
+        a0, b0, n_steps = xs[ex], ys[ex].astype(np.float64), dx[ex]
+        slope = (ye[ex] - ys[ex]) / n_steps
+        first = (2 - a0) % SCALE  # steps t → t+1 with u_t ≡ 2 (mod 5) cross a column centre
+        count = np.maximum(0, (n_steps - 1 - first) // SCALE + 1)
+        e, i = _ranges(count)
+        t = first[e] + SCALE * i
+        v0 = _c_int(b0[e] + slope[e] * t + 0.5)
+        v1 = _c_int(b0[e] + slope[e] * (t + 1) + 0.5)
+        us.append(a0[e] + t)
+        vs.append(np.minimum(v0, v1))
+    ey = np.flatnonzero(~major_x)  # v = ys + t, u = (int)(xs + s t + .5), t = 0..dy
+    if ey.size:
+        slope = (xe[ey] - xs[ey]) / dy[ey]
+        e, t = _ranges(dy[ey] + 1)
+        u = _c_int(xs[ey][e] + slope[e] * t + 0.5)
+        change = np.flatnonzero((u[1:] != u[:-1]) & (e[1:] == e[:-1]))
+        us.append(np.minimum(u[change], u[change + 1]))
+        vs.append(ys[ey][e[change]] + t[change])
+    if not us:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    u, v = np.concatenate(us), np.concatenate(vs)
+    xd = (u.astype(np.float64) + 0.5) / SCALE - 0.5
+    keep = (np.floor(xd) == xd) & (xd >= 0) & (xd <= w - 1)
+    yd = np.ceil(np.clip((v[keep].astype(np.float64) + 0.5) / SCALE - 0.5, 0, h))
+    return xd[keep].astype(np.int64), yd.astype(np.int64)
 
 
 def polygon_mask(xy: np.ndarray, h: int, w: int) -> tuple[np.ndarray, int, int]:
@@ -82,7 +99,7 @@ def polygon_mask(xy: np.ndarray, h: int, w: int) -> tuple[np.ndarray, int, int]:
     y0, y1 = int(rows.min()), int(rows.max())
     toggles = np.zeros((y1 - y0 + 1, x1 - x0 + 1), np.uint8)
     np.add.at(toggles, (rows - y0, cols - x0), 1)
-    inside = (np.cumsum(toggles, axis=0, dtype=np.int64) & 1).astype(bool)
+    inside = (np.cumsum(toggles, axis=0, dtype=np.uint8) & 1).view(bool)  # uint8 wraps: parity kept
     inside = inside[: max(0, min(y1, h - 1) - y0 + 1)]  # row H holds boundaries only, never pixels
     return inside, x0, y0
 
@@ -116,6 +133,35 @@ def decode_counts(counts: Sequence[int] | np.ndarray, h: int, w: int) -> np.ndar
     return flat.reshape(w, h).T
 
 
+def decode_counts_crop(counts: Sequence[int] | np.ndarray, h: int, w: int) -> tuple[np.ndarray, int, int]:
+    """Like `decode_counts`, but only the columns holding 1s: (bool H×k crop, left, 0)."""
+    c = np.asarray(counts, dtype=np.int64).ravel()
+    if c.size and int(c.min()) < 0:
+        raise CocoMaskError("RLE counts must not be negative")
+    ends = np.cumsum(c)
+    total = int(ends[-1]) if c.size else 0
+    if total != h * w:
+        raise CocoMaskError(f"RLE counts cover {total} pixels, the mask size {h}x{w} has {h * w}")
+    ones = np.flatnonzero((np.arange(c.size) & 1).astype(bool) & (c > 0))
+    if ones.size == 0:
+        return np.zeros((h, 0), bool), 0, 0
+    i0, i1 = int(ones[0]), int(ones[-1])
+    c0, c1 = int(ends[i0] - c[i0]) // h, (int(ends[i1]) - 1) // h
+    lead, tail = int(ends[i0] - c[i0]) - c0 * h, (c1 + 1) * h - int(ends[i1])
+    runs = np.concatenate([[lead], c[i0 : i1 + 1], [tail]])
+    values = np.concatenate([[False], (np.arange(i0, i1 + 1) & 1).astype(bool), [False]])
+    return np.repeat(values, runs).reshape(c1 - c0 + 1, h).T, c0, 0
+
+
+def paint(canvas: np.ndarray, crop: np.ndarray, left: int, top: int, value: int) -> None:
+    """Set `value` where `crop` (placed with its top-left pixel at (left, top)) is True, clipped to `canvas`."""
+    h, w = canvas.shape
+    ch, cw = crop.shape
+    x0, y0, x1, y1 = max(left, 0), max(top, 0), min(left + cw, w), min(top + ch, h)
+    if x0 < x1 and y0 < y1:
+        canvas[y0:y1, x0:x1][crop[y0 - top : y1 - top, x0 - left : x1 - left]] = value
+
+
 def encode_counts(mask: np.ndarray) -> list[int]:
     """H×W bool mask → column-major run lengths starting with a run of 0s (as `rleEncode`)."""
     flat = np.asarray(mask, bool).T.ravel()
@@ -129,26 +175,32 @@ def encode_counts(mask: np.ndarray) -> list[int]:
 
 def counts_from_string(s: str) -> list[int]:
     """cocoapi's compressed counts string → run lengths (as `rleFrString`, uint32 wrap-around included)."""
-    counts: list[int] = []
-    p, n = 0, len(s)
-    while p < n:
-        x, k, more = 0, 0, True
-        while more:
-            if p >= n:
-                raise CocoMaskError("compressed RLE string ends in the middle of a count")
-            c = ord(s[p]) - 48
-            if not 0 <= c < 64:
-                raise CocoMaskError(f"invalid character {s[p]!r} in compressed RLE counts")
-            x |= (c & 0x1F) << (5 * k)
-            more = bool(c & 0x20)
-            p += 1
-            k += 1
-            if not more and (c & 0x10):
-                x |= -1 << (5 * k)
-        if len(counts) > 2:
-            x += counts[-2]
-        counts.append(x & 0xFFFFFFFF)
-    return counts
+    try:
+        raw = np.frombuffer(s.encode("ascii"), np.uint8).astype(np.int64) - 48
+    except UnicodeEncodeError:
+        raise CocoMaskError("compressed RLE counts must be ASCII") from None
+    if raw.size == 0:
+        return []
+    if raw.min() < 0 or raw.max() >= 64:
+        raise CocoMaskError("invalid character in compressed RLE counts")
+    last = (raw & 0x20) == 0  # a count's last character has no continuation bit
+    if not last[-1]:
+        raise CocoMaskError("compressed RLE string ends in the middle of a count")
+    ends = np.flatnonzero(last)
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    length = ends - starts + 1
+    if int(length.max()) > 7:
+        raise CocoMaskError("compressed RLE count longer than 7 characters")
+    group = np.repeat(np.arange(len(ends)), length)
+    k = np.arange(raw.size) - starts[group]
+    x = np.zeros(len(ends), np.int64)
+    np.add.at(x, group, (raw & 0x1F) << (5 * k))
+    negative = (raw[ends] & 0x10) != 0
+    x = np.where(negative, x - (np.int64(1) << (5 * length)), x)  # x |= -1 << 5k sets every higher bit
+    counts = x.copy()  # counts[m] = x[m] + counts[m - 2] for m > 2: running sums of the odd and of the even ones
+    counts[1::2] = np.cumsum(x[1::2])
+    counts[2::2] = np.cumsum(x[2::2])
+    return (counts & 0xFFFFFFFF).tolist()
 
 
 def counts_to_string(counts: Sequence[int]) -> str:

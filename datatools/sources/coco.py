@@ -27,8 +27,9 @@ from datatools.cocomask import (
     CocoMaskError,
     bbox_polygon,
     counts_from_string,
-    decode_counts,
-    polygons_mask,
+    decode_counts_crop,
+    paint,
+    polygon_mask,
 )
 from datatools.convert import ConvertReport, MaskContext, SampleSource, convert_samples
 from datatools.errors import InputError, Problem
@@ -229,14 +230,23 @@ def list_samples(
     return names, samples, problems
 
 
-def object_mask(kind: str, geom: Any, h: int, w: int) -> np.ndarray:
-    """One parsed object → H×W bool mask, as `annToMask` (or `frPyObjects` of the bbox) gives it."""
+def object_crops(kind: str, geom: Any, h: int, w: int) -> list[tuple[np.ndarray, int, int]]:
+    """One parsed object → (bool crop, left, top) pieces whose union is what `annToMask` (or `frPyObjects` of
+    the bbox) gives."""
     if kind == "polygons":
-        return polygons_mask(geom, h, w)
+        return [polygon_mask(xy, h, w) for xy in geom]
     if kind == "box":
-        return polygons_mask([bbox_polygon(geom)], h, w)
+        return [polygon_mask(bbox_polygon(geom), h, w)]
     counts = counts_from_string(geom) if isinstance(geom, str) else geom
-    return decode_counts(counts, h, w)
+    return [decode_counts_crop(counts, h, w)]
+
+
+def object_mask(kind: str, geom: Any, h: int, w: int) -> np.ndarray:
+    """One parsed object → H×W bool mask."""
+    out = np.zeros((h, w), np.uint8)
+    for crop, left, top in object_crops(kind, geom, h, w):
+        paint(out, crop, left, top, 1)
+    return out.astype(bool)
 
 
 def build_mask(sample: SampleSource, shape: tuple[int, int], ctx: MaskContext) -> np.ndarray:
@@ -258,7 +268,8 @@ def build_mask(sample: SampleSource, shape: tuple[int, int], ctx: MaskContext) -
             )
             continue
         try:
-            mask[object_mask(kind, geom, h, w)] = value
+            for crop, left, top in object_crops(kind, geom, h, w):
+                paint(mask, crop, left, top, value)
         except CocoMaskError as e:
             problems.append(Problem(where, f"{label} of {sample.source['image']}: malformed segmentation: {e}"))
     if problems:

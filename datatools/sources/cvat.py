@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from datatools.cocomask import bbox_polygon, polygons_mask
+from datatools.cocomask import bbox_polygon, paint, polygon_mask
 from datatools.convert import ConvertReport, MaskContext, SampleSource, convert_samples
 from datatools.errors import InputError, Problem
 from datatools.palette import Palette, load_palette_file, parse_hex
@@ -229,14 +229,8 @@ def build_mask(sample: SampleSource, shape: tuple[int, int], ctx: MaskContext) -
     t0 = time.perf_counter()
     mask = np.zeros(shape, np.uint8)
     for value, kind, geom in objects:
-        if kind == "mask":
-            box, left, top = geom
-            bh, bw = box.shape
-            x0, y0, x1, y1 = max(left, 0), max(top, 0), min(left + bw, w), min(top + bh, h)
-            if x0 < x1 and y0 < y1:
-                mask[y0:y1, x0:x1][box[y0 - top : y1 - top, x0 - left : x1 - left]] = value
-        else:
-            mask[polygons_mask([geom], h, w)] = value
+        crop, left, top = geom if kind == "mask" else polygon_mask(geom, h, w)
+        paint(mask, crop, left, top, value)
     ctx.add_time("rasterize", time.perf_counter() - t0)
     return mask
 

@@ -16,6 +16,7 @@ from datatools.cocomask import (
     counts_from_string,
     counts_to_string,
     decode_counts,
+    decode_counts_crop,
     encode_counts,
     polygons_mask,
 )
@@ -188,6 +189,10 @@ def test_random_polygons_rle_and_boxes_match_pycocotools():
         assert counts == encode_counts(want.astype(bool))
         assert counts_to_string(counts) == enc["counts"].decode()
         assert (decode_counts(counts, h, w) == want.astype(bool)).all()
+        crop, left, _ = decode_counts_crop(counts, h, w)
+        full = np.zeros((h, w), bool)
+        full[:, left : left + crop.shape[1]] = crop
+        assert (full == want.astype(bool)).all()
         bb = rng.uniform(-5, 45, 4)
         want_box = mask_utils.decode(mask_utils.frPyObjects(np.array([bb]), h, w))[:, :, 0]
         assert (polygons_mask([bbox_polygon(bb)], h, w) == want_box.astype(bool)).all(), bb.tolist()
