@@ -173,6 +173,10 @@ def random_polygon(rng, h, w):
     xy = np.stack([cx + r * np.cos(ang), cy + r * np.sin(ang)], 1)
     if rng.random() < 0.3:
         xy = np.round(xy * 2) / 2  # half-pixel vertices: ties of the rounding rules
+    elif rng.random() < 0.2:
+        xy = np.round(xy * 5) / 5  # on the 1/5 grid pycocotools upsamples to
+    if rng.random() < 0.1:
+        xy = np.repeat(xy, 2, axis=0)  # repeated vertices: zero-length edges
     return xy
 
 
