@@ -4,8 +4,8 @@ Pixel-identical to pycocotools (`mask.frPyObjects` + `mask.merge` + `mask.decode
 checked by tests/datatools/sources/test_coco.py on random concave, float, border-crossing polygons. The
 semantics follow `rleFrPoly` in cocoapi's common/maskApi.c, which is NOT a scan-line fill like `cv2.fillPoly`:
 
-- every vertex is scaled by 5 and cast to int as C does, `(int)(5 * x + 0.5)` (truncation toward zero, so
-  -0.3 → -1 → 0 after the cast of -1.0, and -0.1 → 0);
+- every vertex is scaled by 5 and cast to int as C does, `(int)(5 * x + 0.5)`: truncation toward zero, so
+  x = -0.2 gives (int)(-0.5) = 0 where rounding down would give -1;
 - each edge is walked densely along its major axis in the upsampled grid, from its lower end (one point per
   step, the minor coordinate `(int)(start + slope * t + 0.5)`);
 - wherever two successive points change upsampled column across the centre of a pixel column
