@@ -14,6 +14,9 @@ crossing the border, some with a hole) over 3 classes. Then:
 2. when `.oracle-venv` exists (`make oracle`), times the SDK's `Annotation.draw` on the first `--sdk-images`
    annotations (tests/datatools/oracle/sdk_draw.py, best of 3, inside that venv) and our
    `parse_objects` + `rasterize` on the same annotations (best of 3, one process), and prints the speed-up.
+3. writes the same images and objects as a COCO instances JSON (polygons; objects with a hole as compressed
+   RLE) and a CVAT for images 1.1 XML (polygons; objects with a hole as <mask>), converts each with 1 worker
+   and prints a row per format: ms per image (sum of stages), rasterize ms and its share (goal < 10%).
 The machine is shared: wall-time figures (speed-up) vary from run to run with the other load on it.
 """
 
@@ -33,8 +36,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from datatools.cocomask import encode_rle, polygons_mask
 from datatools.rasterize import rasterize
-from datatools.sources import labelme, supervisely
+from datatools.sources import coco, cvat, labelme, supervisely
 
 REPO = Path(__file__).resolve().parents[1]
 ORACLE_PY = REPO / ".oracle-venv" / "bin" / "python"
@@ -97,6 +101,47 @@ def make_labelme(project: Path, root: Path) -> Path:
               "imageHeight": ann["size"]["height"], "imageWidth": ann["size"]["width"]}  # fmt: skip
         (root / f"{Path(name).stem}.json").write_text(json.dumps(lm))
     return root
+
+
+def export_project(project: Path, root: Path) -> tuple[Path, Path]:
+    """The project's objects as COCO JSON and CVAT XML (images shared); returns the two annotation files."""
+    from xml.sax.saxutils import quoteattr
+
+    images, anns = [], []
+    xml = ["<?xml version='1.0' encoding='utf-8'?>", "<annotations><version>1.1</version><meta><task><labels>"]
+    xml += [f"<label><name>{t}</name><color>{c}</color></label>" for t, c in CLASSES]
+    xml.append("</labels></task></meta>")
+    for iid, path in enumerate(sorted((project / "bench set" / "ann").glob("*.json")), 1):
+        ann = json.loads(path.read_text())
+        h, w = ann["size"]["height"], ann["size"]["width"]
+        name = f"bench set/img/{path.name[: -len('.json')]}"
+        images.append({"id": iid, "file_name": name, "width": w, "height": h})
+        xml.append(f'<image id="{iid}" name={quoteattr(name)} width="{w}" height="{h}">')
+        for obj in ann["objects"]:
+            cat = 1 + [t for t, _ in CLASSES].index(obj["classTitle"])
+            ext, holes = np.asarray(obj["points"]["exterior"]), obj["points"]["interior"]
+            if holes:  # holes only as RLE / mask, as real exports carry them
+                region = polygons_mask([ext], h, w) & ~polygons_mask([np.asarray(r) for r in holes], h, w)
+                seg: object = encode_rle(region)
+                ys, xs = np.nonzero(region)
+                y0, x0 = ys.min(), xs.min()
+                box = region[y0 : ys.max() + 1, x0 : xs.max() + 1]
+                flat = box.ravel()
+                runs = np.diff(np.concatenate([[0], np.flatnonzero(flat[1:] != flat[:-1]) + 1, [flat.size]]))
+                runs = [0, *runs.tolist()] if flat[0] else runs.tolist()
+                xml.append(f'<mask label="{obj["classTitle"]}" rle="{", ".join(map(str, runs))}" left="{x0}" '
+                           f'top="{y0}" width="{box.shape[1]}" height="{box.shape[0]}" z_order="0"/>')  # fmt: skip
+            else:
+                seg = [ext.ravel().tolist()]
+                pts = ";".join(f"{x},{y}" for x, y in ext.tolist())
+                xml.append(f'<polygon label="{obj["classTitle"]}" points="{pts}" z_order="0"/>')
+            anns.append({"id": len(anns) + 1, "image_id": iid, "category_id": cat, "segmentation": seg, "iscrowd": 0})
+        xml.append("</image>")
+    xml.append("</annotations>")
+    categories = [{"id": k, "name": t} for k, (t, _) in enumerate(CLASSES, 1)]
+    (root / "instances.json").write_text(json.dumps({"images": images, "annotations": anns, "categories": categories}))
+    (root / "annotations.xml").write_text("\n".join(xml))
+    return root / "instances.json", root / "annotations.xml"
 
 
 def cpu_seconds() -> float:
@@ -200,6 +245,21 @@ def main() -> None:
         lm_share = lm_timings["rasterize"] / n / lm_total
         print(f"labelme rasterize share of per-image time: {lm_share:.1%} (goal < 10%) "
               f"{'OK' if lm_share < 0.10 else 'MISSED'}")  # fmt: skip
+
+        coco_json, cvat_xml = export_project(project, tmp)
+        format_runs = {"supervisely": runs[1][1]}
+        shutil.rmtree(tmp / "out2", ignore_errors=True)
+        for fmt, reader, ann_file in (("coco", coco, coco_json), ("cvat", cvat, cvat_xml)):
+            shutil.rmtree(tmp / "out1", ignore_errors=True)
+            report = reader.convert(ann_file, project, tmp / "out1", workers=1)
+            assert len(report.rows) == n
+            format_runs[fmt] = report.timings
+        print("\nper format, 1 worker: ms per image (sum of stages) and the rasterize share (goal < 10%)")
+        print(f"{'format':<16}{'ms/image':>10}{'rasterize ms':>14}{'share':>8}")
+        for fmt, timings in format_runs.items():
+            per_image, raster = sum(timings.values()) / n, timings.get("rasterize", 0) / n
+            print(f"{fmt:<16}{per_image * 1e3:>10.1f}{raster * 1e3:>14.2f}{raster / per_image:>8.1%} "
+                  f"{'OK' if raster / per_image < 0.10 else 'MISSED'}")  # fmt: skip
 
         ann_paths = sorted((project / "bench set" / "ann").glob("*.json"))[: args.sdk_images]
         ours_total, ours_raster = time_ours(ann_paths)

@@ -26,7 +26,9 @@ from datatools.dataset import Dataset, created_by
 from datatools.errors import InputError, Problem
 from datatools.files import atomic_dir, atomic_write_text, check_output_target, read_image
 
-FORMATS = ("mvtec", "supervisely", "indexed", "folders", "labelme")
+FORMATS = ("mvtec", "supervisely", "indexed", "folders", "labelme", "coco", "cvat")
+# annotation file of the coco / cvat formats when the recipe names none (relative to the source path)
+DEFAULT_ANNOTATIONS = {"coco": "instances.json", "cvat": "annotations.xml"}
 TOP_KEYS = ("name", "description", "source", "palette", "split", "augment", "training")
 SOURCE_KEYS = (
     "format",
@@ -41,6 +43,8 @@ SOURCE_KEYS = (
     "rgb_map",
     "snap",
     "snap_max_distance",
+    "annotations",
+    "boxes",
 )
 SPLIT_KEYS = ("train", "valid", "test", "seed", "method")
 SPLIT_METHODS = ("stratified", "regroup")
@@ -305,6 +309,15 @@ def _convert(recipe: DatasetRecipe, root: Path, out: Path, palette_file: Path | 
             workers=workers,
             name=recipe.name,
         )
+    elif fmt in ("coco", "cvat"):
+        from datatools.sources import coco, cvat
+
+        annotations = root / recipe.source.get("annotations", DEFAULT_ANNOTATIONS[fmt])
+        images = root / recipe.source.get("images", "images")
+        if fmt == "coco":
+            coco.convert(annotations, images, out, boxes=bool(recipe.source.get("boxes")), **common)
+        else:
+            cvat.convert(annotations, images, out, **common)
     else:
         from datatools.sources import indexed
 

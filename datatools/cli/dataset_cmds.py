@@ -1,4 +1,4 @@
-"""Dataset commands: convert (mvtec / supervisely / labelme / indexed / folders), split, verify, stats, export."""
+"""Dataset commands: convert (mvtec / supervisely / indexed / folders / labelme / coco / cvat), split, audit, …"""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from datatools.convert import ConvertReport
 from datatools.errors import InputError
 
 convert_app = typer.Typer(
-    help="Convert raw annotations (MVTec AD, Supervisely, LabelMe, indexed PNG masks, colour-mask folders) into a "
-    "dataset directory.",
+    help="Convert raw annotations (MVTec AD, Supervisely, indexed PNG masks, colour-mask folders, LabelMe, COCO, "
+    "CVAT) into a dataset directory.",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
@@ -305,6 +305,79 @@ def convert_folders(
             "train and test inflate scores. `defectkit audit` lists them; `defectkit split --regroup` repairs it.",
             err=True,
         )
+    _summarise(report)
+
+
+@convert_app.command("coco")
+@report_errors
+def convert_coco(
+    annotations: Annotated[Path, typer.Argument(help="COCO instances JSON (images, annotations, categories).")],
+    images_dir: Annotated[Path, typer.Argument(help="Folder the images' file_name entries are relative to.")],
+    out: Annotated[Path, typer.Argument(help="Dataset directory to create.")],
+    palette: PaletteOpt = None,
+    boxes: Annotated[
+        bool,
+        typer.Option("--boxes", help="Draw objects that have only a bbox (no segmentation) as filled boxes."),
+    ] = False,
+    workers: Workers = default_workers(),
+    skip_invalid: SkipInvalid = False,
+    overwrite: Overwrite = False,
+    name: NameOpt = None,
+) -> None:
+    """Convert a COCO instances JSON export (Roboflow, CVAT, Label Studio, ...) with its images.
+
+    Classes are the categories in id order with the default colours. Polygons (several parts per object)
+    and RLE (compressed or list counts, any iscrowd) are rasterized exactly as pycocotools' annToMask does;
+    objects are drawn in the order of the annotations list, later ones on top. Objects with only a bbox are
+    skipped with a warning unless --boxes. Sample ids are file_name without extension (e.g. sub/img 1).
+    """
+    from datatools.sources import coco
+
+    report = coco.convert(
+        annotations,
+        images_dir,
+        out,
+        palette_file=palette,
+        boxes=boxes,
+        workers=workers,
+        skip_invalid=skip_invalid,
+        overwrite=overwrite,
+        name=name,
+    )
+    _summarise(report)
+
+
+@convert_app.command("cvat")
+@report_errors
+def convert_cvat(
+    annotations: Annotated[Path, typer.Argument(help='"CVAT for images 1.1" XML (annotations.xml).')],
+    images_dir: Annotated[Path, typer.Argument(help="Folder the <image name=...> entries are relative to.")],
+    out: Annotated[Path, typer.Argument(help="Dataset directory to create.")],
+    palette: PaletteOpt = None,
+    workers: Workers = default_workers(),
+    skip_invalid: SkipInvalid = False,
+    overwrite: Overwrite = False,
+    name: NameOpt = None,
+) -> None:
+    """Convert a "CVAT for images 1.1" XML export with its images.
+
+    Classes are the <meta> labels in file order, coloured by their <color> (else the default colours).
+    Polygons and boxes are rasterized as pycocotools does (as CVAT's own mask export through datumaro),
+    <mask> elements decoded from CVAT's RLE; shapes are drawn by z_order, then document order, later on
+    top. Polylines and points are skipped with a warning. Sample ids are the image name without extension.
+    """
+    from datatools.sources import cvat
+
+    report = cvat.convert(
+        annotations,
+        images_dir,
+        out,
+        palette_file=palette,
+        workers=workers,
+        skip_invalid=skip_invalid,
+        overwrite=overwrite,
+        name=name,
+    )
     _summarise(report)
 
 

@@ -56,6 +56,8 @@ def demo_data(
     2 patches, 3 scratches)
 
     OUT/labelme/: the MVTec test set as LabelMe files, <defect>/NNN.json (polygons, mask shapes where needed)
+    OUT/coco/: instances.json + images/ and OUT/cvat/: annotations.xml + images/, the MVTec test images and
+    masks as COCO and CVAT exports (converting either gives the masks of the MVTec conversion)
 
     Example: defectkit demo-data build/demo-src && defectkit convert mvtec build/demo-src/mvtec/textile build/demo
 
@@ -96,6 +98,12 @@ def demo_data(
         + ", ".join(f"{k} {v}" for k, v in summary.labelme_shapes.items())
         + ")"
     )
+    for label, root, objects in (
+        ("COCO export", summary.coco_root, summary.coco_objects),
+        ("CVAT export", summary.cvat_root, summary.cvat_objects),
+    ):
+        shapes = ", ".join(f"{k} {v}" for k, v in objects.items() if v)
+        typer.echo(f"{(label + ':').ljust(20)} {root}  ({shapes or 'no objects'})")
 
 
 def register(app: typer.Typer) -> None:

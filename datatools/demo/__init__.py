@@ -10,6 +10,9 @@
   (see `datatools.demo.indexed`);
 - `out/labelme/`: the MVTec category's test set as LabelMe JSON files, polygons (or `mask` shapes where a
   polygon cannot be exact) of its ground truth (see `datatools.demo.labelme`);
+- `out/coco/` and `out/cvat/`: the MVTec category's test images and masks again as a COCO instances export
+  and a CVAT for images 1.1 export (see `datatools.demo.coco`, `datatools.demo.cvat`): converting either
+  gives the masks of the MVTec conversion;
 - `out/README.txt`: what is where, and the textures' provenance (scikit-image, CC0).
 """
 
@@ -19,6 +22,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from datatools.demo.coco import write_coco_export
+from datatools.demo.cvat import write_cvat_export
 from datatools.demo.defects import DEFECTS, apply_defect, get_defect
 from datatools.demo.indexed import NEU_CLASSES, NeuCounts, write_neu_seg
 from datatools.demo.labelme import write_labelme_from_mvtec
@@ -62,6 +67,8 @@ class DemoSummary:
     supervisely_objects: dict[str, int]
     neu_images: dict[str, int]
     labelme_shapes: dict[str, int] = field(default_factory=dict)
+    coco_objects: dict[str, int] = field(default_factory=dict)
+    cvat_objects: dict[str, int] = field(default_factory=dict)
 
     @property
     def mvtec_root(self) -> Path:
@@ -79,6 +86,14 @@ class DemoSummary:
     def labelme_root(self) -> Path:
         return self.root / "labelme"
 
+    @property
+    def coco_root(self) -> Path:
+        return self.root / "coco"
+
+    @property
+    def cvat_root(self) -> Path:
+        return self.root / "cvat"
+
 
 README = """defectkit demo data (seed {seed}, {size}x{size} pixels)
 
@@ -90,6 +105,10 @@ neu-seg/            NEU-Seg layout: images/{{training,test}}/NNNNNN.jpg (graysca
                     annotations/{{training,test}}/NNNNNN.png (pixel value = class: {neu_classes})
 labelme/            LabelMe: <defect>/NNN.json (+ NNN.png beside it, or embedded as imageData), good/NNN.json;
                     the test set of mvtec/{category}/ (same ids, classes and pixels)
+coco/               COCO instances export of the MVTec test images: instances.json, images/<defect>/NNN.png
+                    (polygons along the pixel outlines, RLE for defects with holes)
+cvat/               CVAT for images 1.1 export of the same: annotations.xml, images/<defect>/NNN.png
+                    (polygons, <mask> for defects with holes)
 
 Try (DEMO = this folder):
       defectkit convert mvtec DEMO/mvtec/{category} build/demo
@@ -97,6 +116,8 @@ Try (DEMO = this folder):
       defectkit convert indexed DEMO/neu-seg/images/training DEMO/neu-seg/annotations/training build/demo-neu \\
           --classes {neu_names}
       defectkit convert labelme DEMO/labelme build/demo-labelme
+      defectkit convert coco DEMO/coco/instances.json DEMO/coco/images build/demo-coco
+      defectkit convert cvat DEMO/cvat/annotations.xml DEMO/cvat/images build/demo-cvat
 
 The surfaces are crops of the brick, gravel and grass photographs shipped with scikit-image
 (skimage.data, public domain / CC0); the defects are drawn by datatools.demo.defects.
@@ -118,7 +139,9 @@ def generate_demo(
     variety: str | None = None,
     progress: bool = True,
 ) -> DemoSummary:
-    """Write the demo MVTec category, Supervisely project and NEU-Seg-style set into `out` (atomically).
+    """Write the demo MVTec category, Supervisely project, NEU-Seg-style set, COCO and CVAT exports into `out`.
+
+    Atomic: `out` appears complete or not at all.
 
     `category` names the MVTec category folder and `defects` its `test/` folders (see
     `datatools.demo.mvtec.parse_defects`; e.g. "color=stain,cut,fold=crack,glue=stain,poke" for a
@@ -167,6 +190,8 @@ def generate_demo(
         )
         neu = write_neu_seg(tmp / "neu-seg", seed=seed, counts=neu_counts, progress=progress)
         lm = write_labelme_from_mvtec(tmp / "mvtec" / category, tmp / "labelme")
+        coco_objects = write_coco_export(tmp / "mvtec" / category, tmp / "coco")
+        cvat_objects = write_cvat_export(tmp / "mvtec" / category, tmp / "cvat")
         text = README.format(
             seed=seed,
             size=size,
@@ -179,4 +204,12 @@ def generate_demo(
         )
         write_bytes(tmp / "README.txt", text.encode("utf-8"))
     mv.root = out / "mvtec" / category
-    return DemoSummary(root=out, mvtec=mv, supervisely_objects=sly, neu_images=neu, labelme_shapes=lm)
+    return DemoSummary(
+        root=out,
+        mvtec=mv,
+        supervisely_objects=sly,
+        neu_images=neu,
+        labelme_shapes=lm,
+        coco_objects=coco_objects,
+        cvat_objects=cvat_objects,
+    )

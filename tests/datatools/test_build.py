@@ -52,7 +52,7 @@ def test_build_errors_are_listed(tmp_path):
     res = run("build", recipe, "--out", tmp_path / "out")
     assert res.exit_code == 1
     assert "unknown key 'nme'" in res.output
-    assert "format must be one of mvtec, supervisely, indexed, folders, labelme, got 'pascal'" in res.output
+    assert "format must be one of mvtec, supervisely, indexed, folders, labelme, coco, cvat, got 'pascal'" in res.output
     assert "[split]: unknown key 'trian'" in res.output
     assert "elastik" in res.output and "elastic" in res.output  # the valid op names are listed
     assert not (tmp_path / "out").exists()

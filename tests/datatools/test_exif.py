@@ -114,3 +114,35 @@ def test_folders_phone_photo_pairs_with_its_mask(tmp_path, orientation):
     image = read_image(out / row["image"])
     defect = (read_image(out / row["mask"]) != 0).any(axis=2)
     assert image[defect].mean() > 200 and image[~defect].mean() < 80
+
+
+@pytest.mark.parametrize("fmt", ["coco", "cvat"])
+def test_coco_and_cvat_use_the_upright_picture(tmp_path, fmt):
+    """A sideways-stored photo (orientation 6) is listed upright (W×H as shown) and annotated upright."""
+    up = pattern(8, 12)
+    (tmp_path / "images").mkdir()
+    save_oriented(tmp_path / "images" / "phone.png", up, 6, "PNG")
+    if fmt == "coco":
+        ann = tmp_path / "instances.json"
+        seg = [[1.5, 0.5, 4.5, 0.5, 4.5, 2.5, 1.5, 2.5]]  # pixels x 2..4, y 1..2 of the upright picture
+        ann.write_text(json.dumps({
+            "images": [{"id": 1, "file_name": "phone.png", "width": 12, "height": 8}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "segmentation": seg}],
+            "categories": [{"id": 1, "name": "dent"}],
+        }))  # fmt: skip
+    else:
+        ann = tmp_path / "annotations.xml"
+        ann.write_text(
+            "<annotations><meta><task><labels><label><name>dent</name></label></labels></task></meta>"
+            '<image id="0" name="phone.png" width="12" height="8">'
+            '<polygon label="dent" points="1.5,0.5;4.5,0.5;4.5,2.5;1.5,2.5"/></image></annotations>'
+        )
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["convert", fmt, str(ann), str(tmp_path / "images"), str(out)])
+    assert res.exit_code == 0, res.output
+    row = json.loads((out / "manifest.jsonl").read_text().splitlines()[0])
+    np.testing.assert_array_equal(read_image(out / row["image"]), up)
+    mask = read_image(out / row["mask"]).any(axis=2)
+    expected = np.zeros((8, 12), bool)
+    expected[1:3, 2:5] = True
+    np.testing.assert_array_equal(mask, expected)
