@@ -11,7 +11,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,deploy]'
 	touch $(STAMP)
 
 test: install
@@ -86,7 +86,7 @@ car-damages: install
 	$(call pipeline,car-damages,$(SLY_ROOT))
 
 bench: install
-	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/pip install --quiet -e '.[dev,deploy,bench]'
 	$(BIN)/python bench/convert.py
 	$(BIN)/python bench/augment.py
 	$(BIN)/python bench/train.py

@@ -203,12 +203,17 @@ def infer_segmentation(
     tile: int | None = None,
     overlap: int | None = None,
     overwrite: bool = False,
+    model: Path | None = None,
 ) -> list[Path]:
-    """Segment a file or folder of images into OUT (written atomically); returns the files written."""
+    """Segment a file or folder of images into OUT (written atomically); returns the files written.
+
+    `model`: run this file (an export: .onnx, .tflite, SavedModel folder; or a model.keras) instead of the
+    run's model.keras (`training.runtime`).
+    """
     from tqdm import tqdm
 
     from datatools.files import atomic_dir, check_output_target
-    from training.runs import load_model
+    from training.runtime import open_runtime
 
     opts = config.infer
     tiled, tile_hw, overlap = tiling(config, tiled=tiled, tile=tile, overlap=overlap)
@@ -218,9 +223,9 @@ def infer_segmentation(
     files = collect_inputs(input_path)
     check_output_target(out, overwrite=overwrite, inputs=(Path(input_path),))
     palette = load_palette(config)
-    model = load_model(config.output_dir / "model.keras", config)
-    if model.output_shape[-1] != len(palette):
-        raise InputError(f"model predicts {model.output_shape[-1]} classes, palette has {len(palette)}", str(out))
+    net = open_runtime(model if model is not None else config.output_dir / "model.keras", config)
+    if net.output_shape[-1] != len(palette):
+        raise InputError(f"model predicts {net.output_shape[-1]} classes, palette has {len(palette)}", str(net.path))
     problems: list[Problem] = []
     written: list[Path] = []
     with atomic_dir(out, overwrite=overwrite) as tmp:
@@ -231,9 +236,9 @@ def infer_segmentation(
                 problems.append(Problem(str(path), str(e)))
                 continue
             if tiled:
-                probs = predict_tiled(model, image, tile=tile_hw, overlap=overlap)
+                probs = predict_tiled(net, image, tile=tile_hw, overlap=overlap)
             else:
-                probs = predict_plain(model, image)
+                probs = predict_plain(net, image)
             mask = np.argmax(probs, axis=-1).astype(np.uint8)
             write_png(tmp / "masks" / f"{path.stem}.png", palette.colorize(mask))
             write_png(tmp / "overlays" / f"{path.stem}.png", overlay(image, mask, palette, opts["alpha"]))
