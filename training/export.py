@@ -203,7 +203,7 @@ def export_model(
             **result,
         }
         if quantize == "int8":
-            result["calibration_images"] = int(len(calibration))
+            result["calibration_images"] = len(calibration)
         with committing(out):
             atomic_write_text(tmp_dir / "parity.json", json.dumps(result, indent=2) + "\n")
             for target in (out, parity_path(out)):

@@ -101,7 +101,7 @@ def compare(
     diff = np.abs(reference.astype(np.float64) - exported.astype(np.float64))
     result: dict[str, Any] = {
         "output": inputs.output,
-        "samples": int(len(reference)),
+        "samples": len(reference),
         "max_abs_diff": float(diff.max()) if diff.size else 0.0,
         "mean_abs_diff": float(diff.mean()) if diff.size else 0.0,
         "argmax_agreement": None,
