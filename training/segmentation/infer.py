@@ -14,6 +14,9 @@ original cut tiles without blending and mis-cropped the last row/column). A mode
 from __future__ import annotations
 
 import json
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -194,6 +197,45 @@ def collect_inputs(input_path: Path) -> list[Path]:
     raise InputError("input file or folder not found", str(input_path))
 
 
+def _read(path: Path) -> tuple[Path, np.ndarray | None, str | None]:
+    try:
+        return path, read_image(path), None
+    except ImageReadError as e:
+        return path, None, str(e)
+
+
+def prefetch(pool: Executor, fn: Callable[[Any], Any], items: Iterable[Any], ahead: int = 2) -> Iterator[Any]:
+    """`fn(item)` for each item in order, computed in `pool` up to `ahead` items before it is consumed."""
+    queue: deque[Future] = deque()
+    for item in items:
+        queue.append(pool.submit(fn, item))
+        if len(queue) > ahead:
+            yield queue.popleft().result()
+    while queue:
+        yield queue.popleft().result()
+
+
+def write_outputs(
+    tmp: Path, path: Path, image: np.ndarray, mask: np.ndarray, palette: Palette, opts: dict[str, Any], tiled: bool
+) -> list[Path]:
+    """masks/, overlays/ and regions/ files of one image into `tmp`; returns them."""
+    stem = path.stem
+    files = [tmp / "masks" / f"{stem}.png", tmp / "overlays" / f"{stem}.png", tmp / "regions" / f"{stem}.json"]
+    write_png(files[0], palette.colorize(mask))
+    write_png(files[1], overlay(image, mask, palette, opts["alpha"]))
+    info = {
+        "image": str(path),
+        "width": int(image.shape[1]),
+        "height": int(image.shape[0]),
+        "tiled": tiled,
+        "classes": palette.counts(mask),
+        "regions": regions(mask, palette, min_area=opts["min_area"]),
+    }
+    files[2].parent.mkdir(exist_ok=True)
+    files[2].write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    return files
+
+
 def infer_segmentation(
     config: Config,
     input_path: Path,
@@ -228,34 +270,24 @@ def infer_segmentation(
         raise InputError(f"model predicts {net.output_shape[-1]} classes, palette has {len(palette)}", str(net.path))
     problems: list[Problem] = []
     written: list[Path] = []
-    with atomic_dir(out, overwrite=overwrite) as tmp:
-        for path in tqdm(files, desc="infer", unit="img"):
-            try:
-                image = read_image(path)
-            except ImageReadError as e:
-                problems.append(Problem(str(path), str(e)))
+    with atomic_dir(out, overwrite=overwrite) as tmp, ThreadPoolExecutor(1) as reader, ThreadPoolExecutor(1) as writer:
+        # Decoding the next image and writing the previous one's files run beside the prediction (both
+        # release the GIL in OpenCV / zlib); a bounded backlog keeps memory at a few images.
+        backlog: deque[Future] = deque()
+        for path, image, error in tqdm(prefetch(reader, _read, files), total=len(files), desc="infer", unit="img"):
+            if error is not None:
+                problems.append(Problem(str(path), error))
                 continue
             if tiled:
                 probs = predict_tiled(net, image, tile=tile_hw, overlap=overlap)
             else:
                 probs = predict_plain(net, image)
             mask = np.argmax(probs, axis=-1).astype(np.uint8)
-            write_png(tmp / "masks" / f"{path.stem}.png", palette.colorize(mask))
-            write_png(tmp / "overlays" / f"{path.stem}.png", overlay(image, mask, palette, opts["alpha"]))
-            info = {
-                "image": str(path),
-                "width": int(image.shape[1]),
-                "height": int(image.shape[0]),
-                "tiled": bool(tiled),
-                "classes": palette.counts(mask),
-                "regions": regions(mask, palette, min_area=opts["min_area"]),
-            }
-            (tmp / "regions").mkdir(exist_ok=True)
-            (tmp / "regions" / f"{path.stem}.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-            written += [
-                out / d / f"{path.stem}{ext}"
-                for d, ext in (("masks", ".png"), ("overlays", ".png"), ("regions", ".json"))
-            ]
+            backlog.append(writer.submit(write_outputs, tmp, path, image, mask, palette, opts, bool(tiled)))
+            while len(backlog) > 2:
+                written += [out / p.relative_to(tmp) for p in backlog.popleft().result()]
+        while backlog:
+            written += [out / p.relative_to(tmp) for p in backlog.popleft().result()]
         if problems:
             raise InputError(problems)
     return written
