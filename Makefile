@@ -90,6 +90,7 @@ bench: install
 	$(BIN)/python bench/convert.py
 	$(BIN)/python bench/augment.py
 	$(BIN)/python bench/train.py
+	$(BIN)/python bench/infer.py
 
 # Supervisely SDK oracle: the SDK pins its own numpy/opencv, so it lives in its own venv (never in $(VENV)).
 ORACLE_VENV := .oracle-venv
