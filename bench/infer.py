@@ -1,8 +1,9 @@
 """Benchmark: end-to-end `defectkit infer --tiled` throughput on 1024² images vs the bare model compute.
 
-    .venv/bin/python bench/infer.py [--images 8] [--size 1024] [--tile 256] [--overlap 64] [--train-steps 150]
+    .venv/bin/python bench/infer.py [--images 8] [--size 1024] [--tile 256] [--overlap 64] [--train-steps 400]
+                                       [--repeats 3]
 
-A small FlexUNet (f 8, k 3, n 4, 256² input, 3 classes) is first trained for a few seconds on 64² crops of
+A small FlexUNet (f 8, k 3, n 4, 256² input, 3 classes) is first trained for about 30 s on 64² crops of
 generated images (bright 'cut' and dark 'glue' rectangles on gray noise), then on 1024² PNGs of the same
 kind, all measured in the same run:
 1. pipeline: `training.segmentation.infer.infer_segmentation` (decode, Hann-blended tiles with overlap,
@@ -12,7 +13,7 @@ kind, all measured in the same run:
 3. the original's tiled method as a peer (TensorFlowFlexModel.tiled_infer_file: split_size tiles with an
    `overlapping` margin, each padded tile resized to the model input, argmax, mask resized back and pasted
    without blending): images/s, and IoU against the truth within 8 px of its tile seams and overall.
-Best of two interleaved repeats for the timings (the machine may be shared).
+Best of three interleaved repeats for the timings (the machine may be shared).
 """
 
 from __future__ import annotations
@@ -114,7 +115,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--tile", type=int, default=256)
     parser.add_argument("--overlap", type=int, default=64)
-    parser.add_argument("--train-steps", type=int, default=150)
+    parser.add_argument("--train-steps", type=int, default=400)
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
     from datatools.dataset import new_info, write_info, write_manifest
@@ -183,7 +185,7 @@ def main() -> None:
             return time.perf_counter() - t
 
         times: dict[str, list[float]] = {"bare": [], "pipeline": [], "peer": []}
-        for _ in range(2):
+        for _ in range(args.repeats):
             for name, fn in (("bare", bare), ("pipeline", pipeline), ("peer", peer)):
                 times[name].append(fn())
         best = {k: min(v) for k, v in times.items()}

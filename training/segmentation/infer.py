@@ -145,11 +145,12 @@ def tiling(
 
 def overlay(image: np.ndarray, mask: np.ndarray, palette: Palette, alpha: float) -> np.ndarray:
     """Blend class colours over the image on defect pixels only (background pixels unchanged)."""
-    rgb = to_rgb(image).astype(np.float32)
-    color = palette.colorize(mask).astype(np.float32)
-    defect = (mask > 0)[..., None]
-    out = np.where(defect, (1.0 - alpha) * rgb + alpha * color, rgb)
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    rgb = to_rgb(image)
+    out = rgb.copy()
+    defect = mask > 0  # blended there only: defects are usually a small share of the pixels
+    blend = (1.0 - alpha) * rgb[defect].astype(np.float32) + alpha * palette.colorize(mask[defect]).astype(np.float32)
+    out[defect] = np.clip(np.rint(blend), 0, 255).astype(np.uint8)
+    return out
 
 
 def regions(mask: np.ndarray, palette: Palette, *, min_area: int = 1) -> list[dict[str, Any]]:
@@ -161,11 +162,9 @@ def regions(mask: np.ndarray, palette: Palette, *, min_area: int = 1) -> list[di
         binary = (mask == c.index).astype(np.uint8)
         if not binary.any():
             continue
-        n, _, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
-        for j in range(1, n):
-            x, y, w, h, area = (int(v) for v in stats[j])
-            if area >= min_area:
-                out.append({"class": c.name, "area": area, "box": [x, y, w, h]})
+        _, _, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+        kept = stats[1:][stats[1:, cv2.CC_STAT_AREA] >= min_area].tolist()  # one tolist, not a loop over arrays
+        out += [{"class": c.name, "area": area, "box": [x, y, w, h]} for x, y, w, h, area in kept]
     out.sort(key=lambda r: (r["box"][1], r["box"][0], r["class"]))
     return out
 
