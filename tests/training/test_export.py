@@ -150,6 +150,17 @@ def test_ssim_ae_tflite_and_cam_onnx(tmp_path: Path) -> None:
     parity = _export(ssim, tmp_path / "ssim.tflite", "tflite")
     assert parity["output"] == "reconstruction" and parity["argmax_agreement"] is None
     assert parity["samples"] == 2 and parity["max_abs_diff"] <= 1e-4 and parity["within_goals"]
+    thresholds = {"image": {"value": 0.5}, "pixel": {"value": 0.4}}
+    (tmp_path / "ssim" / "thresholds.json").write_text(json.dumps(thresholds), encoding="utf-8")
+    images = str(data / "images" / "test")
+    keras_run = runner.invoke(app, ["infer", str(ssim), images, str(tmp_path / "k")])
+    lite_run = runner.invoke(
+        app, ["infer", str(ssim), images, str(tmp_path / "t"), "--model", str(tmp_path / "ssim.tflite")]
+    )
+    assert keras_run.exit_code == 0 and lite_run.exit_code == 0, keras_run.output + lite_run.output
+    k_rows = (tmp_path / "k" / "predictions.csv").read_text(encoding="utf-8").splitlines()
+    t_rows = (tmp_path / "t" / "predictions.csv").read_text(encoding="utf-8").splitlines()
+    assert len(k_rows) == 3 and [r.split(",")[2:] for r in k_rows] == [r.split(",")[2:] for r in t_rows]
     cam = write_config(
         tmp_path / "cam.toml",
         str(data),
@@ -162,6 +173,10 @@ def test_ssim_ae_tflite_and_cam_onnx(tmp_path: Path) -> None:
     parity = _export(cam, tmp_path / "cam.onnx", "onnx")
     assert parity["samples"] == 2 and parity["argmax_agreement"] == 1.0 and parity["within_goals"]
     assert "iou" not in parity
+    refused = runner.invoke(
+        app, ["infer", str(cam), images, str(tmp_path / "c"), "--model", str(tmp_path / "cam.onnx")]
+    )
+    assert refused.exit_code == 1 and "feature maps" in refused.output
 
 
 def _strip_flexunet_keys(cfg: Path) -> None:

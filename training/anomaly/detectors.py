@@ -195,19 +195,20 @@ def load_detector(config: Any, model_path: Path | None = None) -> SSIMDetector |
     The CAM classifier needs its feature maps as well as its output, so it runs its model.keras only.
     """
     out = Path(config.train["output_dir"])
-    thresholds = read_thresholds(out)
-    if config.model["name"] == "ssim_ae":
-        if model_path is None:
-            return SSIMDetector(load_keras_model(out), config, thresholds)
-        from training.runtime import open_runtime
-
-        return SSIMDetector(open_runtime(Path(model_path), config), config, thresholds)
-    if model_path is not None and Path(model_path).suffix.lower() != ".keras":
+    cam = config.model["name"] != "ssim_ae"
+    if cam and model_path is not None and Path(model_path).suffix.lower() != ".keras":
         raise InputError(
             "the CAM heatmap needs the classifier's feature maps, which an export does not output; "
             "run cam_classifier with its model.keras (--model is for segmentation models and ssim_ae)",
             str(model_path),
         )
+    thresholds = read_thresholds(out)
+    if not cam:
+        if model_path is None:
+            return SSIMDetector(load_keras_model(out), config, thresholds)
+        from training.runtime import open_runtime
+
+        return SSIMDetector(open_runtime(Path(model_path), config), config, thresholds)
     if model_path is not None:
         import keras
 
