@@ -14,7 +14,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,deploy]'
 	touch $(STAMP)
 
 ORACLES := $(VENV)/.oracles
@@ -94,10 +94,11 @@ car-damages: install
 	$(call pipeline,car-damages,$(SLY_ROOT))
 
 bench: install
-	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/pip install --quiet -e '.[dev,deploy,bench]'
 	$(BIN)/python bench/convert.py
 	$(BIN)/python bench/augment.py
 	$(BIN)/python bench/train.py
+	$(BIN)/python bench/infer.py
 
 # Supervisely SDK oracle: the SDK pins its own numpy/opencv, so it lives in its own venv (never in $(VENV)).
 ORACLE_VENV := .oracle-venv

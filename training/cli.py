@@ -1,4 +1,5 @@
-"""Training commands of `defectkit`: train, evaluate, infer, summary, import-config, import-weights, report.
+"""Training commands of `defectkit`: train, evaluate, infer, export-model, summary, import-config, import-weights,
+report.
 
 TensorFlow is imported inside the commands, never at module import, so `defectkit --help` stays fast.
 """
@@ -117,6 +118,14 @@ def infer_cmd(
     overlap: Annotated[
         int | None, typer.Option("--overlap", min=0, help="Tile overlap in pixels (default [infer] overlap).")
     ] = None,
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            "--model",
+            help="Run this model instead of train.output_dir/model.keras: an export of it (.onnx, .tflite, "
+            "SavedModel folder) or another model.keras.",
+        ),
+    ] = None,
     overwrite: Overwrite = False,
     set_: SetOpt = None,
 ) -> None:
@@ -128,13 +137,52 @@ def infer_cmd(
     A model trained on crops (data.crop_size) runs tiled by default, tile = crop size.
     Detectors (ssim_ae / cam_classifier) also write OUT/heatmaps/<name>.png; their masks are binary
     (255 = defect), regions/<name>.json holds score, threshold, anomalous and boxes; --tiled is ignored.
+    --model runs an exported file (`defectkit export-model`) with the same outputs; .onnx needs the deploy extra.
     """
     _quiet_tf()
     from training.pipelines import infer
 
     cfg = _load(config, set_)
-    written = infer(cfg, input, out, tiled=tiled, tile=tile, overlap=overlap, overwrite=overwrite)
+    written = infer(cfg, input, out, tiled=tiled, tile=tile, overlap=overlap, overwrite=overwrite, model=model)
     typer.echo(f"{len(written)} files written to {out}")
+
+
+@report_errors
+def export_model_cmd(
+    config: ConfigArg,
+    out: Annotated[Path, typer.Argument(help="Export to write: a folder (savedmodel), NAME.tflite or NAME.onnx.")],
+    format: Annotated[str, typer.Option("--format", help="savedmodel, tflite or onnx.")] = "savedmodel",
+    quantize: Annotated[
+        str | None,
+        typer.Option("--quantize", help="float16 (tflite) or int8 (tflite, onnx; calibrated on train-split images)."),
+    ] = None,
+    calibration: Annotated[
+        int, typer.Option("--calibration", min=1, help="Train-split images (or ssim_ae windows) calibrating int8.")
+    ] = 64,
+    limit: Annotated[int, typer.Option("--limit", min=0, help="Test-split samples of the parity check (0 = all).")] = 0,
+    overwrite: Overwrite = False,
+    set_: SetOpt = None,
+) -> None:
+    """Export the trained model.keras (any registered model) for deployment, checked against Keras.
+
+    The export is run at once on the test split ([eval] split) next to the Keras model; max |Δ probability|,
+    argmax agreement and (segmentation) per-class IoU against the ground truth for both are printed and
+    written to OUT.parity.json. Goals: float exports |Δp| ≤ 1e-4 and ≥ 99.9 % argmax agreement, quantized
+    ones lose ≤ 0.02 mean IoU. ONNX needs the deploy extra: pip install 'defectkit[deploy]'.
+    Run an export with: defectkit infer CONFIG INPUT OUT --model OUT_OF_EXPORT
+    """
+    _quiet_tf()
+    from training.export import export_model, parity_path
+    from training.parity import summary_lines
+
+    cfg = _load(config, set_)
+    result = export_model(
+        cfg, out, format, quantize=quantize, calibration_images=calibration, parity_limit=limit, overwrite=overwrite
+    )
+    for line in summary_lines(result):
+        typer.echo(line)
+    typer.echo(f"written: {out}")
+    typer.echo(f"written: {parity_path(out)}")
 
 
 @report_errors
@@ -288,6 +336,7 @@ def register(app: typer.Typer) -> None:
     app.command("train")(train_cmd)
     app.command("evaluate")(evaluate_cmd)
     app.command("infer")(infer_cmd)
+    app.command("export-model")(export_model_cmd)
     app.command("summary")(summary_cmd)
     app.command("import-config")(import_config_cmd)
     app.command("import-weights")(import_weights_cmd)

@@ -403,6 +403,8 @@ def prepare_image(image: np.ndarray, image_size: tuple[int, int], channels: int)
         image = tf.image.rgb_to_grayscale(image).numpy()[:, :, 0]
     if image.ndim == 2:
         image = image[:, :, None]
+    if tuple(image.shape[:2]) == tuple(image_size):  # same values as an identity resize, without TensorFlow
+        return np.clip(image.astype(np.float32), 0.0, 255.0)
     out = tf.image.resize(image.astype(np.float32), image_size, method="bilinear")
     return np.clip(out.numpy(), 0.0, 255.0)
 

@@ -188,10 +188,31 @@ def preprocess_batch(batch01: np.ndarray, backbone: str) -> np.ndarray:
     return (x - np.array([103.939, 116.779, 123.68], dtype=np.float32)).astype(np.float32)
 
 
-def load_detector(config: Any) -> SSIMDetector | CAMDetector:
-    """The trained detector of `config` (model.keras + thresholds.json from its output_dir)."""
+def load_detector(config: Any, model_path: Path | None = None) -> SSIMDetector | CAMDetector:
+    """The trained detector of `config` (model.keras + thresholds.json from its output_dir).
+
+    `model_path`: another model file for the ssim_ae, e.g. its .onnx / .tflite export (`training.runtime`).
+    The CAM classifier needs its feature maps as well as its output, so it runs its model.keras only.
+    """
     out = Path(config.train["output_dir"])
-    model = load_keras_model(out)
+    cam = config.model["name"] != "ssim_ae"
+    if cam and model_path is not None and Path(model_path).suffix.lower() != ".keras":
+        raise InputError(
+            "the CAM heatmap needs the classifier's feature maps, which an export does not output; "
+            "run cam_classifier with its model.keras (--model is for segmentation models and ssim_ae)",
+            str(model_path),
+        )
     thresholds = read_thresholds(out)
-    cls = SSIMDetector if config.model["name"] == "ssim_ae" else CAMDetector
-    return cls(model, config, thresholds)
+    if not cam:
+        if model_path is None:
+            return SSIMDetector(load_keras_model(out), config, thresholds)
+        from training.runtime import open_runtime
+
+        return SSIMDetector(open_runtime(Path(model_path), config), config, thresholds)
+    if model_path is not None:
+        import keras
+
+        if not Path(model_path).is_file():
+            raise InputError("model file not found", str(model_path))
+        return CAMDetector(keras.saving.load_model(str(model_path), compile=False), config, thresholds)
+    return CAMDetector(load_keras_model(out), config, thresholds)

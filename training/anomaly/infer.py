@@ -40,18 +40,20 @@ def infer_anomaly(
     out: Path,
     *,
     overwrite: bool = False,
+    model: Path | None = None,
     **_ignored: Any,
 ) -> list[Path]:
     """Run the trained detector of `config` on a file or folder of images; returns the files written.
 
     Tiling options of segmentation inference are ignored: ssim_ae always slides its window
-    (`model.stride`), the CAM classifier sees the whole image at `data.image_size`.
+    (`model.stride`), the CAM classifier sees the whole image at `data.image_size`. `model`: an export
+    of the ssim_ae (.onnx, .tflite, SavedModel) to run instead of model.keras.
     """
     from training.segmentation.infer import collect_inputs
 
     files = collect_inputs(input_path)
     check_output_target(out, overwrite=overwrite, inputs=(Path(input_path),))
-    detector = load_detector(config)
+    detector = load_detector(config, model)
     threshold = float(detector.thresholds["image"]["value"])
     alpha = float(config.infer.get("alpha", 0.5))
     problems: list[Problem] = []

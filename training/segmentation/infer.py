@@ -14,6 +14,9 @@ original cut tiles without blending and mis-cropped the last row/column). A mode
 from __future__ import annotations
 
 import json
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -142,11 +145,12 @@ def tiling(
 
 def overlay(image: np.ndarray, mask: np.ndarray, palette: Palette, alpha: float) -> np.ndarray:
     """Blend class colours over the image on defect pixels only (background pixels unchanged)."""
-    rgb = to_rgb(image).astype(np.float32)
-    color = palette.colorize(mask).astype(np.float32)
-    defect = (mask > 0)[..., None]
-    out = np.where(defect, (1.0 - alpha) * rgb + alpha * color, rgb)
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    rgb = to_rgb(image)
+    out = rgb.copy()
+    defect = mask > 0  # blended there only: defects are usually a small share of the pixels
+    blend = (1.0 - alpha) * rgb[defect].astype(np.float32) + alpha * palette.colorize(mask[defect]).astype(np.float32)
+    out[defect] = np.clip(np.rint(blend), 0, 255).astype(np.uint8)
+    return out
 
 
 def regions(mask: np.ndarray, palette: Palette, *, min_area: int = 1) -> list[dict[str, Any]]:
@@ -158,11 +162,9 @@ def regions(mask: np.ndarray, palette: Palette, *, min_area: int = 1) -> list[di
         binary = (mask == c.index).astype(np.uint8)
         if not binary.any():
             continue
-        n, _, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
-        for j in range(1, n):
-            x, y, w, h, area = (int(v) for v in stats[j])
-            if area >= min_area:
-                out.append({"class": c.name, "area": area, "box": [x, y, w, h]})
+        _, _, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+        kept = stats[1:][stats[1:, cv2.CC_STAT_AREA] >= min_area].tolist()  # one tolist, not a loop over arrays
+        out += [{"class": c.name, "area": area, "box": [x, y, w, h]} for x, y, w, h, area in kept]
     out.sort(key=lambda r: (r["box"][1], r["box"][0], r["class"]))
     return out
 
@@ -194,6 +196,45 @@ def collect_inputs(input_path: Path) -> list[Path]:
     raise InputError("input file or folder not found", str(input_path))
 
 
+def _read(path: Path) -> tuple[Path, np.ndarray | None, str | None]:
+    try:
+        return path, read_image(path), None
+    except ImageReadError as e:
+        return path, None, str(e)
+
+
+def prefetch(pool: Executor, fn: Callable[[Any], Any], items: Iterable[Any], ahead: int = 2) -> Iterator[Any]:
+    """`fn(item)` for each item in order, computed in `pool` up to `ahead` items before it is consumed."""
+    queue: deque[Future] = deque()
+    for item in items:
+        queue.append(pool.submit(fn, item))
+        if len(queue) > ahead:
+            yield queue.popleft().result()
+    while queue:
+        yield queue.popleft().result()
+
+
+def write_outputs(
+    tmp: Path, path: Path, image: np.ndarray, mask: np.ndarray, palette: Palette, opts: dict[str, Any], tiled: bool
+) -> list[Path]:
+    """masks/, overlays/ and regions/ files of one image into `tmp`; returns them."""
+    stem = path.stem
+    files = [tmp / "masks" / f"{stem}.png", tmp / "overlays" / f"{stem}.png", tmp / "regions" / f"{stem}.json"]
+    write_png(files[0], palette.colorize(mask))
+    write_png(files[1], overlay(image, mask, palette, opts["alpha"]))
+    info = {
+        "image": str(path),
+        "width": int(image.shape[1]),
+        "height": int(image.shape[0]),
+        "tiled": tiled,
+        "classes": palette.counts(mask),
+        "regions": regions(mask, palette, min_area=opts["min_area"]),
+    }
+    files[2].parent.mkdir(exist_ok=True)
+    files[2].write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    return files
+
+
 def infer_segmentation(
     config: Config,
     input_path: Path,
@@ -203,12 +244,17 @@ def infer_segmentation(
     tile: int | None = None,
     overlap: int | None = None,
     overwrite: bool = False,
+    model: Path | None = None,
 ) -> list[Path]:
-    """Segment a file or folder of images into OUT (written atomically); returns the files written."""
+    """Segment a file or folder of images into OUT (written atomically); returns the files written.
+
+    `model`: run this file (an export: .onnx, .tflite, SavedModel folder; or a model.keras) instead of the
+    run's model.keras (`training.runtime`).
+    """
     from tqdm import tqdm
 
     from datatools.files import atomic_dir, check_output_target
-    from training.runs import load_model
+    from training.runtime import open_runtime
 
     opts = config.infer
     tiled, tile_hw, overlap = tiling(config, tiled=tiled, tile=tile, overlap=overlap)
@@ -218,39 +264,29 @@ def infer_segmentation(
     files = collect_inputs(input_path)
     check_output_target(out, overwrite=overwrite, inputs=(Path(input_path),))
     palette = load_palette(config)
-    model = load_model(config.output_dir / "model.keras", config)
-    if model.output_shape[-1] != len(palette):
-        raise InputError(f"model predicts {model.output_shape[-1]} classes, palette has {len(palette)}", str(out))
+    net = open_runtime(model if model is not None else config.output_dir / "model.keras", config)
+    if net.output_shape[-1] != len(palette):
+        raise InputError(f"model predicts {net.output_shape[-1]} classes, palette has {len(palette)}", str(net.path))
     problems: list[Problem] = []
     written: list[Path] = []
-    with atomic_dir(out, overwrite=overwrite) as tmp:
-        for path in tqdm(files, desc="infer", unit="img"):
-            try:
-                image = read_image(path)
-            except ImageReadError as e:
-                problems.append(Problem(str(path), str(e)))
+    with atomic_dir(out, overwrite=overwrite) as tmp, ThreadPoolExecutor(1) as reader, ThreadPoolExecutor(1) as writer:
+        # Decoding the next image and writing the previous one's files run beside the prediction (both
+        # release the GIL in OpenCV / zlib); a bounded backlog keeps memory at a few images.
+        backlog: deque[Future] = deque()
+        for path, image, error in tqdm(prefetch(reader, _read, files), total=len(files), desc="infer", unit="img"):
+            if error is not None:
+                problems.append(Problem(str(path), error))
                 continue
             if tiled:
-                probs = predict_tiled(model, image, tile=tile_hw, overlap=overlap)
+                probs = predict_tiled(net, image, tile=tile_hw, overlap=overlap)
             else:
-                probs = predict_plain(model, image)
+                probs = predict_plain(net, image)
             mask = np.argmax(probs, axis=-1).astype(np.uint8)
-            write_png(tmp / "masks" / f"{path.stem}.png", palette.colorize(mask))
-            write_png(tmp / "overlays" / f"{path.stem}.png", overlay(image, mask, palette, opts["alpha"]))
-            info = {
-                "image": str(path),
-                "width": int(image.shape[1]),
-                "height": int(image.shape[0]),
-                "tiled": bool(tiled),
-                "classes": palette.counts(mask),
-                "regions": regions(mask, palette, min_area=opts["min_area"]),
-            }
-            (tmp / "regions").mkdir(exist_ok=True)
-            (tmp / "regions" / f"{path.stem}.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-            written += [
-                out / d / f"{path.stem}{ext}"
-                for d, ext in (("masks", ".png"), ("overlays", ".png"), ("regions", ".json"))
-            ]
+            backlog.append(writer.submit(write_outputs, tmp, path, image, mask, palette, opts, bool(tiled)))
+            while len(backlog) > 2:
+                written += [out / p.relative_to(tmp) for p in backlog.popleft().result()]
+        while backlog:
+            written += [out / p.relative_to(tmp) for p in backlog.popleft().result()]
         if problems:
             raise InputError(problems)
     return written
