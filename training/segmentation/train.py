@@ -25,7 +25,15 @@ from datatools.errors import InputError, Problem
 from datatools.files import atomic_write_text
 from training.config import Config
 from training.distribute import check_global_batch, is_chief, make_strategy, multi_worker_fit
-from training.runs import check_run_dir, load_model, make_optimizer, read_history, remove_run
+from training.runs import (
+    check_run_dir,
+    compile_options,
+    load_model,
+    make_optimizer,
+    precision_policy,
+    read_history,
+    remove_run,
+)
 
 
 def compile_model(model: Any, config: Config, class_names: list[str], class_weights: list[float] | None = None) -> None:
@@ -37,7 +45,12 @@ def compile_model(model: Any, config: Config, class_names: list[str], class_weig
     loss = get_loss(
         t["loss"], focal_gamma=t["focal_gamma"], dice_classes=t["dice_classes"], class_weights=class_weights
     )
-    model.compile(optimizer=make_optimizer(config), loss=loss, metrics=get_metrics(t["metrics"], class_names))
+    model.compile(
+        optimizer=make_optimizer(config),
+        loss=loss,
+        metrics=get_metrics(t["metrics"], class_names),
+        **compile_options(config),
+    )
 
 
 def fixed_samples(dataset: Any, rows: list[dict], config: Config) -> list[tuple[str, Any, Any]]:
@@ -136,9 +149,10 @@ def _train(
         remove_run(write_dir)
     write_dir.mkdir(parents=True, exist_ok=True)
     initial_epoch, best = read_history(out / "history.csv") if resume else (0, None)
-    with strategy.scope():
+    with strategy.scope(), precision_policy(config):
         if resume:
-            model = load_model(out / "model.keras", config, compile=True)
+            model = load_model(out / "model.keras", config, compile=True)  # with its optimizer state
+            model.jit_compile = compile_options(config)["jit_compile"]
         else:
             model = build_model(config, len(class_names))
             compile_model(model, config, class_names, weights)
