@@ -1,16 +1,21 @@
-"""Benchmark: FlexUNet training throughput, input-pipeline efficiency and memory vs dataset size.
+"""Benchmark: FlexUNet training throughput, XLA / mixed precision, input-pipeline efficiency and memory vs dataset size.
 
-    .venv/bin/python bench/train.py [--steps 3] [--pipeline-steps 15] [--rss-sizes 1000,4000] [--rss-steps 63]
+    .venv/bin/python bench/train.py [--steps 3] [--precision-steps 10] [--pipeline-steps 15]
+                                    [--rss-sizes 1000,4000] [--rss-steps 63]
 
 Rows:
 1. images/s of `model.fit` (train step incl. backward pass) for the leather configuration
    (512×512×3, 6 classes, f 16, k 9×9, n 6, dilation 3) and a small one (128×128, f 8, k 5, n 4),
    batch 2, data in memory, after one warm-up epoch: what the model alone costs on this machine.
-2. input-pipeline efficiency = steps/s reading PNGs through `training.data.make_dataset`
+2. `[train] jit_compile` (XLA) and `[train] mixed_precision` (mixed_float16): train steps/s of a
+   128² FlexUNet (f 8, k 5, n 4), batch 4, data in memory, each variant after its warm-up (XLA compiles
+   there), interleaved, best of two. On a CPU mixed precision is expected to be slower (no float16
+   matrix units; casts added): the row says what it costs here, the README says when GPUs gain.
+3. input-pipeline efficiency = steps/s reading PNGs through `training.data.make_dataset`
    ÷ steps/s on the same batch held in memory (`Dataset.from_tensors(batch).repeat()`), for a
    256×256 model; goal ≥ 0.95 (decoding hidden behind compute by parallel map + prefetch).
    Both are measured twice, interleaved, best of two (the machine may be shared).
-3. peak RSS (ru_maxrss of a fresh subprocess) training on 1k and 4k generated 256×256 images with a
+4. peak RSS (ru_maxrss of a fresh subprocess) training on 1k and 4k generated 256×256 images with a
    tiny model (decode-bound, the worst case for memory), the same number of steps for both (default
    63 steps of 16 = one epoch of the 1k set; `--rss-steps 0` = a full epoch each); goal: flat.
 Everything is generated on the fly in a temporary folder; nothing is downloaded.
@@ -63,13 +68,16 @@ def generate(root: Path, n: int, size: int, seed: int = 0) -> Path:
     return root
 
 
-def _model(size: int, f: int, k: int, n: int, dilation: int = 1) -> Any:
+def _model(
+    size: int, f: int, k: int, n: int, dilation: int = 1, *, jit_compile: bool = False, mixed: bool = False
+) -> Any:
     import keras
 
     from training.losses import get_loss
     from training.models.flexunet import build_flexunet
 
     keras.utils.set_random_seed(0)
+    keras.config.set_dtype_policy("mixed_float16" if mixed else "float32")
     model = build_flexunet(
         (size, size),
         3,
@@ -80,13 +88,17 @@ def _model(size: int, f: int, k: int, n: int, dilation: int = 1) -> Any:
         dilation=(dilation, dilation),
         dropout_rate=0.03,
     )
-    model.compile(optimizer=keras.optimizers.Adam(1e-4), loss=get_loss("categorical_crossentropy"))
+    keras.config.set_dtype_policy("float32")
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-4), loss=get_loss("categorical_crossentropy"), jit_compile=jit_compile
+    )
     return model
 
 
-def _fit_rate(model: Any, ds: Any, steps: int) -> float:
+def _fit_rate(model: Any, ds: Any, steps: int, *, warm_up: bool = True) -> float:
     """Steps per second of model.fit over `steps` steps, after a warm-up epoch of 2 steps."""
-    model.fit(ds, steps_per_epoch=2, epochs=1, verbose=0, shuffle=False)
+    if warm_up:
+        model.fit(ds, steps_per_epoch=2, epochs=1, verbose=0, shuffle=False)
     t = time.perf_counter()
     model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
     return steps / (time.perf_counter() - t)
@@ -108,6 +120,35 @@ def bench_throughput(steps: int, batch: int) -> list[tuple[str, float]]:
         rate = _fit_rate(model, ds, steps)
         out.append((f"{name} ({model.count_params():,} params), batch {batch}", rate * batch))
         del model
+    return out
+
+
+PRECISION_VARIANTS = (
+    ("float32, no XLA (defaults)", False, False),
+    ("float32, jit_compile = true (XLA)", True, False),
+    ("mixed_precision = true", False, True),
+    ("mixed_precision + jit_compile", True, True),
+)
+
+
+def bench_precision(steps: int, batch: int, repeats: int = 2) -> list[tuple[str, str, float]]:
+    """(model, variant, steps/s): `[train] jit_compile` / `mixed_precision` on the same in-memory batch."""
+    import tensorflow as tf
+
+    out = []
+    # One small model: float16 convolutions on a CPU run ~200× slower (a 256² model would take many minutes).
+    for name, size, f, k, n in (("128² f8 k5 n4", 128, 8, 5, 4),):
+        rng = np.random.default_rng(0)
+        x = rng.uniform(0, 255, (batch, size, size, 3)).astype(np.float32)
+        y = np.eye(1 + len(CLASSES), dtype=np.float32)[rng.integers(0, 6, (batch, size, size))]
+        ds = tf.data.Dataset.from_tensors((x, y)).repeat()
+        models = [_model(size, f, k, n, jit_compile=jit, mixed=mixed) for _, jit, mixed in PRECISION_VARIANTS]
+        rates = [0.0] * len(models)
+        for r in range(repeats):  # interleaved, best of `repeats` (the machine may be shared)
+            for i, model in enumerate(models):
+                rates[i] = max(rates[i], _fit_rate(model, ds, steps, warm_up=r == 0))
+        out.extend((name, label, rate) for (label, _, _), rate in zip(PRECISION_VARIANTS, rates, strict=True))
+        del models
     return out
 
 
@@ -177,6 +218,15 @@ def stage_throughput(args: argparse.Namespace, tmp: Path) -> None:
         print(f"| {name} | {rate:.2f} |")
 
 
+def stage_precision(args: argparse.Namespace, tmp: Path) -> None:
+    rows = bench_precision(args.precision_steps, batch=4)
+    base = {name: rate for name, label, rate in rows if label == PRECISION_VARIANTS[0][0]}
+    print("| model (batch 4, CPU) | variant | steps/s | × defaults |")
+    print("|---|---|---|---|")
+    for name, label, rate in rows:
+        print(f"| {name} | {label} | {rate:.2f} | {rate / base[name]:.2f} |")
+
+
 def stage_pipeline(args: argparse.Namespace, tmp: Path) -> None:
     root = generate(tmp / "pipe", 64, 256)
     png, mem = bench_pipeline(root, args.pipeline_steps, batch=8, size=256)
@@ -196,12 +246,18 @@ def stage_rss(args: argparse.Namespace, tmp: Path) -> None:
         print(f"| {n} | {rss:.0f} | {secs:.0f} |")
 
 
-STAGES = {"throughput": stage_throughput, "pipeline": stage_pipeline, "rss": stage_rss}
+STAGES = {
+    "throughput": stage_throughput,
+    "precision": stage_precision,
+    "pipeline": stage_pipeline,
+    "rss": stage_rss,
+}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=3, help="timed training steps per throughput row")
+    ap.add_argument("--precision-steps", type=int, default=5, help="timed steps per jit/mixed-precision row")
     ap.add_argument("--pipeline-steps", type=int, default=15, help="timed steps for the pipeline efficiency")
     ap.add_argument("--rss-sizes", default="1000,4000", help="dataset sizes for the peak-RSS rows")
     ap.add_argument(
@@ -217,8 +273,9 @@ def main() -> None:
         t0 = time.perf_counter()
         print(f"CPU cores visible: {os.cpu_count()}  (TensorFlow on CPU; numbers are for this machine only)\n")
         passthrough = [f"--steps={args.steps}", f"--pipeline-steps={args.pipeline_steps}"]
+        passthrough += [f"--precision-steps={args.precision_steps}"]
         passthrough += [f"--rss-sizes={args.rss_sizes}", f"--rss-steps={args.rss_steps}"]
-        for stage in ("throughput", "pipeline", "rss"):
+        for stage in ("throughput", "precision", "pipeline", "rss"):
             # each stage in a fresh process: no model, thread pool or tf.data iterator left over from another
             proc = subprocess.run(
                 [sys.executable, __file__, "--stage", stage, *passthrough], capture_output=True, text=True, check=False

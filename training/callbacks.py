@@ -55,7 +55,8 @@ class EpochInference(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self.images is None:
             return
-        probs = self.model.predict(self.images, verbose=0, batch_size=len(self.ids))
+        # A direct call, not `predict`: local to this process, so every multi-worker task runs it alone.
+        probs = keras.ops.convert_to_numpy(self.model(self.images, training=False))
         preds = np.argmax(probs, axis=-1).astype(np.uint8)
         folder = self.out_dir / f"epoch_{epoch + 1:03d}"
         for sample_id, image, truth, pred in zip(self.ids, self.images, self.truths, preds, strict=True):

@@ -90,6 +90,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "steps_per_epoch": Key(0, min=0, help="0 = one pass over the train rows"),
         "validation_steps": Key(0, min=0, help="0 = one pass over the valid rows"),
         "tensorboard": Key(True),
+        "jit_compile": Key(False, help="XLA-compile the train/eval steps (GPUs: often faster; see README)"),
+        "mixed_precision": Key(
+            False, help="mixed_float16 compute with float32 weights and outputs, loss scaling (GPUs with tensor cores)"
+        ),
     },
     "eval": {
         "split": Key("test", help="manifest split evaluated by `defectkit evaluate`"),

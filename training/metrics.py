@@ -41,8 +41,9 @@ class _ConfusionMetric(keras.metrics.Metric):
         t = ops.reshape(ops.argmax(y_true, axis=-1), (-1,))
         p = ops.reshape(ops.argmax(y_pred, axis=-1), (-1,))
         flat = ops.cast(t * k + p, "int32")
-        counts = ops.bincount(flat, minlength=k * k)
-        self.cm.assign_add(ops.cast(ops.reshape(counts[: k * k], (k, k)), "float32"))
+        # segment_sum, not bincount: XLA compiles it (`[train] jit_compile`); exact int32 counts per batch.
+        counts = ops.segment_sum(ops.ones_like(flat), flat, num_segments=k * k)
+        self.cm.assign_add(ops.cast(ops.reshape(counts, (k, k)), "float32"))
 
     def reset_state(self) -> None:
         self.cm.assign(ops.zeros((self.num_classes, self.num_classes), dtype="float32"))

@@ -3,9 +3,11 @@ optimizer, resuming from its history, and refusing to overwrite one by accident.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +58,32 @@ def make_optimizer(config: Config) -> Any:
     if t["optimizer"] == "adamw":
         return keras.optimizers.AdamW(weight_decay=t["weight_decay"], **kwargs)
     return keras.optimizers.Adam(**kwargs)
+
+
+def compile_options(config: Config) -> dict[str, Any]:
+    """`model.compile` keywords from `[train]`: `jit_compile` (XLA) as given, never Keras' "auto"."""
+    return {"jit_compile": bool(config.train["jit_compile"])}
+
+
+@contextlib.contextmanager
+def precision_policy(config: Config) -> Iterator[None]:
+    """Build models inside this: `[train] mixed_precision` sets Keras' `mixed_float16` policy meanwhile.
+
+    Layers keep the policy they were built with (saved in model.keras too), so the global policy is
+    restored on exit. Output layers are built with dtype float32 (softmax / sigmoid in full precision),
+    and Keras wraps the optimizer of a mixed_float16 model in a LossScaleOptimizer at compile.
+    """
+    if not config.train["mixed_precision"]:
+        yield
+        return
+    import keras
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def read_history(path: Path) -> tuple[int, float | None]:

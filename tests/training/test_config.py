@@ -200,3 +200,17 @@ def test_loss_options_validated_with_hints(tmp_path: Path) -> None:
         load_config(ok, ["train.class_weights={cut=-1}"])
     with pytest.raises(InputError, match="'cut': expected a number"):
         load_config(ok, ["train.class_weights={cut='x'}"])
+
+
+def test_jit_compile_and_mixed_precision_are_validated_booleans(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path / "c.toml", "ds")
+    config = load_config(cfg)
+    assert config.train["jit_compile"] is False and config.train["mixed_precision"] is False
+    config = load_config(cfg, ["train.jit_compile=true", "train.mixed_precision=true"])
+    assert config.train["jit_compile"] is True and config.train["mixed_precision"] is True
+    with pytest.raises(InputError) as e:
+        load_config(cfg, ["train.jit_compile=1", "train.mixed_precision=yes", "train.mixed_precison=true"])
+    text = _messages(e)
+    assert "[train] jit_compile = 1: expected true or false" in text
+    assert "[train] mixed_precision = 'yes': expected true or false" in text
+    assert "unknown key 'mixed_precison'; did you mean 'mixed_precision'?" in text

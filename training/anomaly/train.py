@@ -208,13 +208,14 @@ def _thresholds_pending(out: Path) -> Iterator[None]:
 
 def _model(config: Config, resume: bool, loss: Any, metrics: list[Any]) -> Any:
     from training.models.registry import build_model
-    from training.runs import load_model, make_optimizer
+    from training.runs import compile_options, load_model, make_optimizer, precision_policy
 
-    if resume:
-        model = load_model(config.output_dir / "model.keras", config, compile=False)
-    else:
-        model = build_model(config, 2)
-    model.compile(optimizer=make_optimizer(config), loss=loss, metrics=metrics)
+    with precision_policy(config):
+        if resume:
+            model = load_model(config.output_dir / "model.keras", config, compile=False)
+        else:
+            model = build_model(config, 2)
+    model.compile(optimizer=make_optimizer(config), loss=loss, metrics=metrics, **compile_options(config))
     return model
 
 

@@ -5,6 +5,9 @@ The run folder (`train.output_dir`) receives, as training goes: `config.toml` (r
 validation loss), `history.csv`, `logs/` (TensorBoard) and `epoch_inference/epoch_NNN/*.png`.
 It is written incrementally on purpose — a crash or Ctrl-C keeps the best model so far.
 
+`train.batch_size` is the global batch, split over the replicas of `train.strategy`; under
+`multi_worker` only the chief writes the run folder (see `training.distribute`).
+
 With `[data] crop_size` the network trains on random native-resolution crops and validates on the
 tile grid of each validation image (see `training.data`); `[train] class_weights = "balanced"` is
 computed from the train rows' pixel counts (`training.class_weights`) and printed.
@@ -13,26 +16,24 @@ computed from the train rows' pixel counts (`training.class_weights`) and printe
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from datatools.errors import InputError, Problem
 from datatools.files import atomic_write_text
 from training.config import Config
-from training.runs import check_run_dir, load_model, make_optimizer, read_history, remove_run
-
-
-def make_strategy(name: str) -> Any:
-    """tf.distribute strategy: `auto` mirrors over >1 local GPU, else the default single-device strategy."""
-    import tensorflow as tf
-
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    if name == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    if len(tf.config.list_logical_devices("GPU")) > 1:
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
+from training.distribute import check_global_batch, is_chief, make_strategy, multi_worker_fit
+from training.runs import (
+    check_run_dir,
+    compile_options,
+    load_model,
+    make_optimizer,
+    precision_policy,
+    read_history,
+    remove_run,
+)
 
 
 def compile_model(model: Any, config: Config, class_names: list[str], class_weights: list[float] | None = None) -> None:
@@ -44,7 +45,12 @@ def compile_model(model: Any, config: Config, class_names: list[str], class_weig
     loss = get_loss(
         t["loss"], focal_gamma=t["focal_gamma"], dice_classes=t["dice_classes"], class_weights=class_weights
     )
-    model.compile(optimizer=make_optimizer(config), loss=loss, metrics=get_metrics(t["metrics"], class_names))
+    model.compile(
+        optimizer=make_optimizer(config),
+        loss=loss,
+        metrics=get_metrics(t["metrics"], class_names),
+        **compile_options(config),
+    )
 
 
 def fixed_samples(dataset: Any, rows: list[dict], config: Config) -> list[tuple[str, Any, Any]]:
@@ -70,6 +76,31 @@ def fixed_samples(dataset: Any, rows: list[dict], config: Config) -> list[tuple[
 
 def train_segmentation(config: Config, *, resume: bool = False, overwrite: bool = False, verbose: int = 2) -> Path:
     """Train the config's model on its dataset; returns the run folder. See the module docstring."""
+    # MultiWorkerMirroredStrategy must exist before other TensorFlow work starts.
+    strategy = make_strategy(config.train["strategy"])
+    chief = is_chief(strategy)
+    out = config.output_dir
+    if chief:
+        check_run_dir(out, resume=resume, overwrite=overwrite, inputs=(config.dataset_dir,))
+    elif resume and not (out / "model.keras").is_file():
+        raise InputError(
+            "--resume under multi_worker: every worker loads the chief's model.keras; put train.output_dir "
+            "on a filesystem every node reads",
+            str(out / "model.keras"),
+        )
+    # Non-chief workers write everything (checkpoints, logs) into a temporary folder, removed at the end.
+    write_dir = out if chief else Path(tempfile.mkdtemp(prefix="defectkit-worker-"))
+    try:
+        return _train(config, strategy, out, write_dir, resume=resume, overwrite=overwrite and chief, verbose=verbose)
+    finally:
+        if not chief:
+            shutil.rmtree(write_dir, ignore_errors=True)
+
+
+def _train(
+    config: Config, strategy: Any, out: Path, write_dir: Path, *, resume: bool, overwrite: bool, verbose: int
+) -> Path:
+    """The training run itself: reads a resumed run from `out`, writes into `write_dir`."""
     import keras
     import tensorflow as tf
 
@@ -79,8 +110,6 @@ def train_segmentation(config: Config, *, resume: bool = False, overwrite: bool 
     from training.data import check_files, make_dataset, palette_error_problem, split_rows
     from training.models.registry import build_model
 
-    out = config.output_dir
-    check_run_dir(out, resume=resume, overwrite=overwrite, inputs=(config.dataset_dir,))
     dataset = Dataset.load(config.dataset_dir)
     train_rows = split_rows(dataset, config.data["train_split"])
     valid_rows = split_rows(dataset, config.data["valid_split"])
@@ -90,8 +119,8 @@ def train_segmentation(config: Config, *, resume: bool = False, overwrite: bool 
     weights = resolve_class_weights(t["class_weights"], train_rows, class_names, source=str(config.path))
 
     keras.utils.set_random_seed(t["seed"])
-    strategy = make_strategy(t["strategy"])
-    global_batch = t["batch_size"] * strategy.num_replicas_in_sync
+    global_batch = t["batch_size"]  # global: tf.distribute splits each batch over the replicas
+    check_global_batch(global_batch, strategy.num_replicas_in_sync, str(config.path))
     steps = t["steps_per_epoch"] or None
     common = {
         "image_size": config.image_size,
@@ -117,21 +146,22 @@ def train_segmentation(config: Config, *, resume: bool = False, overwrite: bool 
         valid_ds = valid_ds.repeat()
 
     if overwrite:
-        remove_run(out)
-    out.mkdir(parents=True, exist_ok=True)
+        remove_run(write_dir)
+    write_dir.mkdir(parents=True, exist_ok=True)
     initial_epoch, best = read_history(out / "history.csv") if resume else (0, None)
-    with strategy.scope():
+    with strategy.scope(), precision_policy(config):
         if resume:
-            model = load_model(out / "model.keras", config, compile=True)
+            model = load_model(out / "model.keras", config, compile=True)  # with its optimizer state
+            model.jit_compile = compile_options(config)["jit_compile"]
         else:
             model = build_model(config, len(class_names))
             compile_model(model, config, class_names, weights)
             if weights is not None:
                 print("class weights: " + ", ".join(f"{n} {w:.3g}" for n, w in zip(class_names, weights, strict=True)))
-    config.save(out / "config.toml")
-    atomic_write_text(out / "classes.json", json.dumps(dataset.palette.to_json(), indent=2) + "\n")
+    config.save(write_dir / "config.toml")
+    atomic_write_text(write_dir / "classes.json", json.dumps(dataset.palette.to_json(), indent=2) + "\n")
 
-    callbacks = standard_callbacks(config, out, resume=resume, best_so_far=best)
+    callbacks = standard_callbacks(config, write_dir, resume=resume, best_so_far=best)
     try:
         samples = fixed_samples(dataset, valid_rows, config)
     except tf.errors.InvalidArgumentError as e:
@@ -140,22 +170,23 @@ def train_segmentation(config: Config, *, resume: bool = False, overwrite: bool 
             raise InputError(problem) from None
         raise
     if samples:
-        callbacks.append(EpochInference(samples, dataset.palette, out / "epoch_inference"))
+        callbacks.append(EpochInference(samples, dataset.palette, write_dir / "epoch_inference"))
     if initial_epoch >= t["epochs"]:
         print(f"{out}: already trained for {initial_epoch} epochs (train.epochs = {t['epochs']}); nothing to do")
         return out
     try:
-        model.fit(
-            train_ds,
-            validation_data=valid_ds,
-            epochs=t["epochs"],
-            initial_epoch=initial_epoch,
-            steps_per_epoch=steps,
-            validation_steps=t["validation_steps"] or None,
-            callbacks=callbacks,
-            shuffle=False,  # the tf.data pipeline shuffles (seeded)
-            verbose=verbose,
-        )
+        with multi_worker_fit(model, strategy, train_ds.element_spec):
+            model.fit(
+                train_ds,
+                validation_data=valid_ds,
+                epochs=t["epochs"],
+                initial_epoch=initial_epoch,
+                steps_per_epoch=steps,
+                validation_steps=t["validation_steps"] or None,
+                callbacks=callbacks,
+                shuffle=False,  # the tf.data pipeline shuffles (seeded)
+                verbose=verbose,
+            )
     except tf.errors.InvalidArgumentError as e:
         problem = palette_error_problem(e)
         if problem:
