@@ -59,7 +59,7 @@ define pipeline
 endef
 
 demo: install
-	$(DK) demo-data $(BUILD)/demo-data --size 128 --overwrite
+	$(DK) demo-data $(BUILD)/demo-data --size 128 --per-defect 60 --overwrite
 	$(call pipeline,demo,$(BUILD)/demo-data/mvtec/textile)
 
 # The two anomaly detectors (SSIM autoencoder, CAM classifier) on a one-texture demo category (brick),

@@ -19,7 +19,7 @@ def run(*args, **kw):
 @pytest.mark.slow
 def test_demo_rebuilds_identically_to_the_checked_in_lock(tmp_path):
     # exactly what `make demo` runs
-    assert run("demo-data", tmp_path / "demo-data", "--size", 128).exit_code == 0
+    assert run("demo-data", tmp_path / "demo-data", "--size", 128, "--per-defect", 60).exit_code == 0
     out = tmp_path / "demo"
     res = run(
         "build",
