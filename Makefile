@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # onnxruntime) are not needed by labelme/utils/shape.py, so it cannot be a dev extra; --no-deps takes seconds.
 LABELME := labelme==6.3.1
 
-.PHONY: install test lint format bench clean demo demo-anomaly mvtec-leather neu-seg synthetic-neu-seg car-damages
+.PHONY: install test lint format bench bench-smoke clean demo demo-anomaly mvtec-leather neu-seg synthetic-neu-seg car-damages
 
 install: $(STAMP)
 
@@ -99,6 +99,12 @@ bench: install
 	$(BIN)/python bench/augment.py
 	$(BIN)/python bench/train.py
 	$(BIN)/python bench/infer.py
+
+# The benches on small inputs, so CI proves they run (figures from these sizes mean nothing; `make bench`).
+bench-smoke: install
+	$(BIN)/python bench/convert.py --images 4 --polygons 5 --sdk-images 2
+	$(BIN)/python bench/infer.py --images 2 --size 512 --train-steps 60 --repeats 1
+	$(BIN)/python bench/train.py --stage precision --precision-steps 2
 
 # Supervisely SDK oracle: the SDK pins its own numpy/opencv, so it lives in its own venv (never in $(VENV)).
 ORACLE_VENV := .oracle-venv
