@@ -16,8 +16,10 @@ from training import cli as training_cmds
 
 HELP = """defectkit: industrial visual-inspection datasets and models.
 
-Typical flow: convert (MVTec / Supervisely / indexed PNG) -> split -> augment -> train -> evaluate -> infer.
-Every command reads and writes a dataset directory (dataset.json + manifest.jsonl + images/ + masks/).
+Typical flow: convert (MVTec / Supervisely / indexed PNG / colour-mask folders / LabelMe / COCO / CVAT) ->
+split -> audit -> augment -> train -> evaluate -> infer -> export-model. An original FlexUNet project comes
+across with import-config -> build -> import-weights -> evaluate. Every command reads and writes a dataset
+directory (dataset.json + manifest.jsonl + images/ + masks/).
 Run `defectkit COMMAND --help` for details.
 """
 
