@@ -223,7 +223,7 @@ def import_config(path: Path, *, dataset: str | None = None) -> Imported:
     if problems:
         raise InputError(problems)
     result.doc = {s: v for s, v in doc.items() if v}
-    result.rgb_map = _rgb_map(parser)
+    result.rgb_map = _rgb_map(path)
     result.folders = _folders(parser, path)
     return result
 
@@ -247,15 +247,14 @@ def _reducer(parser: configparser.ConfigParser, doc: dict, result: Imported) -> 
         result.unmapped.append(("train.reducer_patience", "ignored by the original (see the note above)"))
 
 
-def _rgb_map(parser: configparser.ConfigParser) -> list[tuple[int, int, int]] | None:
-    value = literal(parser.get("mask", "rgb_map", fallback="None"))
-    if not isinstance(value, dict):
-        return None
+def _rgb_map(path: Path) -> list[tuple[int, int, int]] | None:
+    """The config's rgb_map colours (as `convert folders --rgb-map` reads them), None when unreadable."""
+    from datatools.sources.folders import rgb_map_colors
+
     try:
-        colors = [tuple(int(v) for v in c) for c in value]
-    except (TypeError, ValueError):
+        return rgb_map_colors(path)
+    except InputError:
         return None
-    return colors if all(len(c) == 3 for c in colors) else None  # type: ignore[return-value]
 
 
 def _folders(parser: configparser.ConfigParser, path: Path) -> dict[str, Any] | None:
@@ -301,13 +300,9 @@ def recipe_text(result: Imported, *, name: str, recipe: Path, config: Path, clas
 
     folders = result.folders
     assert folders is not None and "error" not in folders and result.rgb_map is not None
-    colors = result.rgb_map[1:]
-    names = list(classes) if classes else [f"class_{i}" for i in range(1, len(colors) + 1)]
-    if len(names) != len(colors):
-        raise InputError(
-            f"--classes names {len(names)} classes but [mask] rgb_map has {len(colors)} besides background",
-            "--classes",
-        )
+    from datatools.sources.folders import palette_from_colors
+
+    palette = palette_from_colors(result.rgb_map, classes, "--classes")
     rel = Path(os.path.relpath(Path(folders["root"]).resolve(), recipe.parent.resolve())).as_posix()
     source: dict[str, Any] = {"format": "folders", "path": rel, "snap": "nearest"}
     if folders["images"] != "images":
@@ -326,7 +321,7 @@ def recipe_text(result: Imported, *, name: str, recipe: Path, config: Path, clas
         header += "# class names: pass --classes to import-config to name them (class_1 … is a placeholder)\n"
     doc: dict[str, dict[str, Any]] = {
         "source": source,
-        "palette": {n: list(c) for n, c in zip(names, colors, strict=True)},
+        "palette": {c.name: list(c.color) for c in palette.classes[1:]},
         "split": {"method": "regroup"},
         "training": {"config": Path(os.path.relpath(Path(config).resolve(), recipe.parent.resolve())).as_posix()},
     }

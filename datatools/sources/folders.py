@@ -16,6 +16,7 @@ prefixes so that all copies of one source image share a `group`, which `defectki
 
 from __future__ import annotations
 
+import ast
 import configparser
 import re
 from pathlib import Path
@@ -63,12 +64,6 @@ def strip_augmentation(stem: str) -> str:
         stem = stem[m.end() :]
 
 
-def _literal(text: str) -> Any:
-    import ast
-
-    return ast.literal_eval(text.strip())
-
-
 def rgb_map_colors(config: Path) -> list[tuple[int, int, int]]:
     """The colours of an original config's `[mask] rgb_map`, in the map's order (= class index).
 
@@ -86,7 +81,7 @@ def rgb_map_colors(config: Path) -> list[tuple[int, int, int]]:
     if not parser.has_option("mask", "rgb_map"):
         raise InputError("has no [mask] rgb_map = {(r, g, b): index, ...}", str(config))
     try:
-        value = _literal(parser.get("mask", "rgb_map"))
+        value = ast.literal_eval(parser.get("mask", "rgb_map").strip())
         colors = [tuple(int(v) for v in key) for key in value]
         if not isinstance(value, dict) or any(len(c) != 3 or not all(0 <= v <= 255 for v in c) for c in colors):
             raise ValueError
@@ -99,12 +94,16 @@ def rgb_map_colors(config: Path) -> list[tuple[int, int, int]]:
 
 def palette_from_rgb_map(config: Path, classes: list[str] | None) -> Palette:
     """A palette from an original config: background + one class per further `rgb_map` colour."""
-    colors = rgb_map_colors(config)
+    return palette_from_colors(rgb_map_colors(config), classes, str(config))
+
+
+def palette_from_colors(colors: list[tuple[int, int, int]], classes: list[str] | None, source: str) -> Palette:
+    """Background + one class per colour after the first (black), named by `classes` (default class_1, …)."""
     names = list(classes) if classes else [f"class_{i}" for i in range(1, len(colors))]
     if len(names) != len(colors) - 1:
         raise InputError(
             f"--classes names {len(names)} classes but [mask] rgb_map has {len(colors) - 1} besides background",
-            str(config),
+            source,
         )
     return Palette(
         [ClassInfo(0, BACKGROUND, (0, 0, 0))]
@@ -267,8 +266,7 @@ def convert(
     )
     extra: dict[str, Any] = {}
     if is_split:
-        counts = {s: sum(x.split == s for x in samples) for s in ("train", "valid", "test")}
-        extra["split"] = {"method": "kept from the source folders", "counts": counts}
+        extra["split"] = {"method": "kept from the source folders"}
     return convert_samples(
         samples,
         out,

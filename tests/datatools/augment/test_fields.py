@@ -11,8 +11,7 @@ from typer.testing import CliRunner
 from datatools.augment import displacement_std
 from datatools.augment.fields import fold_fraction, op_displacement, recipe_checks
 from datatools.augment.recipe import parse_recipe
-from datatools.dataset import MANIFEST, image_label, make_row, new_info, write_info, write_manifest
-from datatools.files import write_png
+from datatools.dataset import MANIFEST, new_info, write_info, write_manifest, write_sample
 from datatools.palette import Palette
 from defectkit.cli import app
 
@@ -29,23 +28,7 @@ def make_dataset(root: Path, n: int = 3) -> Path:
         mask = np.zeros((SIZE, SIZE), np.uint8)
         mask[20:40, 30 + i : 60] = 1
         rid = f"cut/{i:03d}"
-        classes = PALETTE.counts(mask)
-        rows.append(
-            make_row(
-                id=rid,
-                image=f"images/{rid}.png",
-                mask=f"masks/{rid}.png",
-                image_sha256=write_png(root / f"images/{rid}.png", image),
-                mask_sha256=write_png(root / f"masks/{rid}.png", PALETTE.colorize(mask)),
-                width=SIZE,
-                height=SIZE,
-                label=image_label(classes),
-                classes=classes,
-                group=rid,
-                split=None,
-                source={"format": "test", "image": f"{rid}.png", "mask": None},
-            )
-        )
+        rows.append(write_sample(root, rid, image, mask, PALETTE, source={"format": "test", "image": f"{rid}.png"}))
     write_manifest(root / MANIFEST, rows)
     write_info(root / "dataset.json", new_info("toy", PALETTE, {"format": "test", "root": "x"}))
     return root
