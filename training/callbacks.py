@@ -146,7 +146,7 @@ def standard_callbacks(
                 monitor="val_loss", mode="min", patience=t["patience"], restore_best_weights=True, verbose=1
             )
         )
-    if t["reducer_patience"] > 0 and t["reducer_factor"] < 1.0:
+    if t["lr_schedule"] == "plateau" and t["reducer_patience"] > 0 and t["reducer_factor"] < 1.0:
         callbacks.append(
             keras.callbacks.ReduceLROnPlateau(
                 monitor="val_loss",

@@ -73,6 +73,7 @@ def evaluate_cmd(
     Writes evaluation.json, evaluation.csv and confusion_matrix.png into train.output_dir: per-class
     IoU, Dice, precision and recall, mean IoU over the defect classes, pixel accuracy, confusion matrix.
     A model trained on crops (data.crop_size) is scored tiled (tile = crop size) unless [eval] tiled = false.
+    [infer] tta = "flips" (or [eval] tta) scores the mean prediction of the image and its three flips.
     Detectors (model ssim_ae / cam_classifier) write evaluation.json / .csv with image AUROC, accuracy,
     balanced accuracy and confusion at the validation-fitted threshold, plus pixel AUROC and AUPRO
     (ssim_ae) or box IoU (cam_classifier).
@@ -135,6 +136,7 @@ def infer_cmd(
     the image) and OUT/regions/<name>.json (class areas and one box [x, y, w, h] per defect region).
     Use --tiled for images larger than the model input: tile probabilities are Hann-blended, no seams.
     A model trained on crops (data.crop_size) runs tiled by default, tile = crop size.
+    [infer] tta = "flips" (e.g. --set infer.tta='"flips"') predicts the mean of the image and its three flips.
     Detectors (ssim_ae / cam_classifier) also write OUT/heatmaps/<name>.png; their masks are binary
     (255 = defect), regions/<name>.json holds score, threshold, anomalous and boxes; --tiled is ignored.
     --model runs an exported file (`defectkit export-model`) with the same outputs; .onnx needs the deploy extra.

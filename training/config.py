@@ -31,6 +31,8 @@ CLASS_WEIGHTS = ("none", "balanced")
 METRICS = ("dice_coef_multiclass", "mean_iou", "per_class_iou", "accuracy")
 STRATEGIES = ("auto", "mirrored", "multi_worker")
 OPTIMIZERS = ("adam", "adamw")
+LR_SCHEDULES = ("plateau", "cosine")
+TTA_MODES = ("none", "flips")
 
 
 # The generic schema. `[model]` gets `name` here plus the chosen model's `ModelSpec.defaults`.
@@ -80,6 +82,13 @@ SCHEMA: dict[str, dict[str, Key]] = {
         ),
         "metrics": Key(["dice_coef_multiclass", "mean_iou"], kind="list[str]", choices=METRICS),
         "patience": Key(10, min=0, help="EarlyStopping patience (epochs); 0 disables early stopping"),
+        "lr_schedule": Key(
+            "plateau",
+            choices=LR_SCHEDULES,
+            help="plateau = ReduceLROnPlateau (reducer_factor / reducer_patience); cosine = cosine decay from "
+            "learning_rate to min_lr over all epochs after warmup_epochs of linear warm-up (reducer off)",
+        ),
+        "warmup_epochs": Key(0, min=0, help="cosine only: epochs of linear warm-up from 0 to learning_rate"),
         "reducer_factor": Key(0.4, min=0.0, max=1.0),
         "reducer_patience": Key(4, min=0, help="ReduceLROnPlateau patience; 0 disables the reducer"),
         "min_lr": Key(0.0, min=0.0),
@@ -104,6 +113,13 @@ SCHEMA: dict[str, dict[str, Key]] = {
             help="Hann-blended tiles at native resolution (tile = data.crop_size, else [infer] tile); "
             "unset = tiled when data.crop_size is set",
         ),
+        "tta": Key(
+            kind="str",
+            optional=True,
+            choices=TTA_MODES,
+            help="segmentation test-time augmentation: none, or flips (mean over the image and its three flips); "
+            "unset = [infer] tta",
+        ),
     },
     "infer": {
         "alpha": Key(0.5, min=0.0, max=1.0, help="overlay opacity of the colorized mask"),
@@ -116,6 +132,12 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "tile": Key(kind="int", optional=True, min=8, help="tile side; unset = data.crop_size when set, else 512"),
         "overlap": Key(64, min=0, help="tile overlap; capped at half the tile when the tile is data.crop_size"),
         "min_area": Key(1, min=1, help="connected regions smaller than this (pixels) get no box"),
+        "tta": Key(
+            "none",
+            choices=TTA_MODES,
+            help="segmentation test-time augmentation: none, or flips (mean probabilities of the image and its "
+            "h/v/hv flips, 4× the compute; detectors ignore it)",
+        ),
     },
 }
 
@@ -445,8 +467,10 @@ __all__ = [
     "CLASS_WEIGHTS",
     "DICE_CLASSES",
     "LOSSES",
+    "LR_SCHEDULES",
     "METRICS",
     "SCHEMA",
+    "TTA_MODES",
     "Config",
     "Key",
     "as_key",

@@ -162,13 +162,16 @@ def import_weights(h5_path: Path, config: Config, *, overwrite: bool = False) ->
             "dataset not found; its dataset.json gives the class names and count (run `defectkit build` first)",
             str(config.dataset_dir),
         )
-    palette = Dataset.load(config.dataset_dir).palette
+    dataset = Dataset.load(config.dataset_dir)
+    palette = dataset.palette
     saved = read_h5_layers(h5_path)
     model = build_model(config, len(palette))
     pairs = match_weights(saved, model, Path(h5_path))
     for layer, arrays in pairs:
         layer.set_weights(arrays)
-    compile_model(model, config, palette.names)
+    train_rows = dataset.rows_in(config.data["train_split"])
+    steps = config.train["steps_per_epoch"] or max(1, -(-len(train_rows) // config.train["batch_size"]))
+    compile_model(model, config, palette.names, steps_per_epoch=steps)
 
     if overwrite:
         remove_run(out)

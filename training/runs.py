@@ -48,11 +48,38 @@ def load_model(path: Path, config: Config | None = None, *, compile: bool = Fals
     return keras.saving.load_model(path, custom_objects=custom_objects(config), compile=compile)
 
 
-def make_optimizer(config: Config) -> Any:
+def learning_rate(config: Config, steps_per_epoch: int | None) -> Any:
+    """`[train] learning_rate`, or with `lr_schedule = "cosine"` a Keras CosineDecay over every train step.
+
+    Cosine: a linear warm-up from 0 over `warmup_epochs`, then cosine decay to `min_lr` at the last
+    step of `epochs`. The schedule is a function of the optimizer's step counter, which model.keras
+    saves, so a resumed run continues on the same curve.
+    """
     import keras
 
     t = config.train
-    kwargs: dict[str, Any] = {"learning_rate": t["learning_rate"]}
+    if t["lr_schedule"] != "cosine":
+        return t["learning_rate"]
+    if not steps_per_epoch:
+        raise ValueError("lr_schedule = 'cosine' needs the number of steps per epoch")
+    peak = float(t["learning_rate"])
+    warmup = int(t["warmup_epochs"]) * int(steps_per_epoch)
+    total = int(t["epochs"]) * int(steps_per_epoch)
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup else peak,
+        decay_steps=max(total - warmup, 1),
+        alpha=min(float(t["min_lr"]) / peak, 1.0) if peak > 0 else 0.0,
+        warmup_target=peak if warmup else None,
+        warmup_steps=warmup,
+    )
+
+
+def make_optimizer(config: Config, steps_per_epoch: int | None = None) -> Any:
+    """The `[train]` optimizer; `steps_per_epoch` is needed by (only) the cosine schedule."""
+    import keras
+
+    t = config.train
+    kwargs: dict[str, Any] = {"learning_rate": learning_rate(config, steps_per_epoch)}
     if t["clipvalue"] is not None:
         kwargs["clipvalue"] = t["clipvalue"]
     if t["optimizer"] == "adamw":

@@ -206,7 +206,9 @@ def _thresholds_pending(out: Path) -> Iterator[None]:
         raise interrupted_training(out, unfinished=note) from None
 
 
-def _model(config: Config, resume: bool, loss: Any, metrics: list[Any]) -> Any:
+def _model(
+    config: Config, resume: bool, loss: Any, metrics: list[Any], steps_per_epoch: int, initial_epoch: int
+) -> Any:
     from training.models.registry import build_model
     from training.runs import compile_options, load_model, make_optimizer, precision_policy
 
@@ -215,7 +217,11 @@ def _model(config: Config, resume: bool, loss: Any, metrics: list[Any]) -> Any:
             model = load_model(config.output_dir / "model.keras", config, compile=False)
         else:
             model = build_model(config, 2)
-    model.compile(optimizer=make_optimizer(config), loss=loss, metrics=metrics, **compile_options(config))
+    model.compile(
+        optimizer=make_optimizer(config, steps_per_epoch), loss=loss, metrics=metrics, **compile_options(config)
+    )
+    if resume:  # recompiled: a fresh optimizer; its step counter places a cosine schedule where the run stopped
+        model.optimizer.iterations.assign(initial_epoch * steps_per_epoch)
     return model
 
 
@@ -276,7 +282,8 @@ def train_ssim_ae(config: Config, *, resume: bool = False, overwrite: bool = Fal
     )
     initial_epoch, best = _start_run(config, resume=resume, overwrite=overwrite)
     train_data.epoch = initial_epoch  # a resumed run draws the patches of its next epoch, not of epoch 0
-    model = _model(config, resume, make_loss(t["loss"], l1_weight=m["l1_weight"]), ["mae"])
+    loss = make_loss(t["loss"], l1_weight=m["l1_weight"])
+    model = _model(config, resume, loss, ["mae"], len(train_data), initial_epoch)
     with _thresholds_pending(config.output_dir):
         _fit(config, model, train_data, valid_data, initial_epoch, best)
 
@@ -339,7 +346,8 @@ def train_cam(config: Config, *, resume: bool = False, overwrite: bool = False) 
     valid_data = LabelledBatches(cache, valid_rows, seed=t["seed"], shuffle=False, **common)
     initial_epoch, best = _start_run(config, resume=resume, overwrite=overwrite)
     train_data.epoch = initial_epoch
-    model = _model(config, resume, keras.losses.CategoricalCrossentropy(), ["categorical_accuracy"])
+    loss = keras.losses.CategoricalCrossentropy()
+    model = _model(config, resume, loss, ["categorical_accuracy"], len(train_data), initial_epoch)
     with _thresholds_pending(config.output_dir):
         _fit(config, model, train_data, valid_data, initial_epoch, best)
 

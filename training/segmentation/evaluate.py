@@ -24,7 +24,7 @@ import numpy as np
 from datatools.errors import InputError, Problem
 from datatools.files import atomic_write_text
 from training.config import Config
-from training.segmentation.infer import predict_tiled, resize_probs, tiling
+from training.segmentation.infer import predict_batch, predict_tiled, resize_probs, tiling
 
 EPS = 1e-7
 
@@ -70,6 +70,7 @@ def evaluate_segmentation(config: Config, split: str | None = None, *, batch_siz
         )
     bs = batch_size or config.evaluation["batch_size"] or config.train["batch_size"]
     tiled, tile, overlap = tiling(config, section="eval")
+    tta = config.evaluation["tta"] or config.infer["tta"]
     cm = np.zeros((k, k), np.int64)
     ce_sum = 0.0
     p_true_sum = 0.0
@@ -85,7 +86,7 @@ def evaluate_segmentation(config: Config, split: str | None = None, *, batch_siz
             return
         h, w = truth.shape
         if p is None:  # tiled: predicted here, at native resolution
-            p = predict_tiled(model, image, tile=tile, overlap=overlap, batch_size=bs)
+            p = predict_tiled(model, image, tile=tile, overlap=overlap, batch_size=bs, tta=tta)
         p = resize_probs(p, h, w)
         pred = np.argmax(p, axis=-1)
         cm += confusion_matrix(truth, pred, k)
@@ -106,12 +107,12 @@ def evaluate_segmentation(config: Config, split: str | None = None, *, batch_siz
             )
             it = iter(rows)
             for batch in images:
-                for p in np.asarray(model(batch, training=False)):
+                for p in predict_batch(model, np.asarray(batch), tta):
                     score(next(it), p)
                     bar.update(1)
     if problems:
         raise InputError(problems)
-    result: dict[str, Any] = {"split": split, "images": len(rows), "pixels": n_pixels, "tiled": tiled}
+    result: dict[str, Any] = {"split": split, "images": len(rows), "pixels": n_pixels, "tiled": tiled, "tta": tta}
     if tiled:
         result.update(tile=list(tile), overlap=overlap)
     result.update(scores_from_confusion(cm, dataset.palette.names))

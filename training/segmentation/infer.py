@@ -56,23 +56,52 @@ def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
     return starts
 
 
-def _predict(model: Any, batch: np.ndarray) -> np.ndarray:
+def _flip(x: np.ndarray, vertical: bool, horizontal: bool) -> np.ndarray:
+    """Flip a batch (B, H, W, …) along H and/or W; a flip is its own inverse."""
+    if vertical:
+        x = x[:, ::-1]
+    if horizontal:
+        x = x[:, :, ::-1]
+    return x
+
+
+def predict_batch(model: Any, batch: np.ndarray, tta: str = "none") -> np.ndarray:
+    """Probabilities of a batch; `tta = "flips"` averages them over the batch and its v/h/vh flips.
+
+    The four views go through the model as one batch of 4·B and each is flipped back before the mean,
+    so every output pixel is the mean of four predictions of the same image pixel.
+    """
+    x = batch.astype(np.float32)
     # A direct call, not predict_on_batch: tile batches vary in size and would retrace the predict function.
-    return np.asarray(model(batch.astype(np.float32), training=False))
+    if tta == "none":
+        return np.asarray(model(x, training=False))
+    if tta != "flips":
+        raise ValueError(f"unknown tta {tta!r}; valid: none, flips")
+    views = [(False, False), (True, False), (False, True), (True, True)]
+    stacked = np.ascontiguousarray(np.concatenate([_flip(x, v, h) for v, h in views]))
+    probs = np.asarray(model(stacked, training=False))
+    n = len(x)
+    return sum(_flip(probs[i * n : (i + 1) * n], v, h) for i, (v, h) in enumerate(views)) / len(views)
 
 
-def predict_plain(model: Any, image: np.ndarray) -> np.ndarray:
+def predict_plain(model: Any, image: np.ndarray, *, tta: str = "none") -> np.ndarray:
     """Whole image resized to the model input; probabilities resized back to (H, W, K)."""
     from training.data import prepare_image
 
     size = (int(model.input_shape[1]), int(model.input_shape[2]))
     x = prepare_image(image, size, int(model.input_shape[3]))
-    probs = _predict(model, x[None])[0]
+    probs = predict_batch(model, x[None], tta)[0]
     return resize_probs(probs, image.shape[0], image.shape[1])
 
 
 def predict_tiled(
-    model: Any, image: np.ndarray, *, tile: int | tuple[int, int], overlap: int, batch_size: int = 4
+    model: Any,
+    image: np.ndarray,
+    *,
+    tile: int | tuple[int, int],
+    overlap: int,
+    batch_size: int = 4,
+    tta: str = "none",
 ) -> np.ndarray:
     """Hann-blended sliding-window probabilities (H, W, K) at the image's own resolution.
 
@@ -101,7 +130,7 @@ def predict_tiled(
     for i in range(0, len(boxes), batch_size):
         chunk = boxes[i : i + batch_size]
         batch = np.stack([prepare_image(image[y : y + th, x : x + tw], size, channels) for y, x in chunk])
-        probs = _predict(model, batch)
+        probs = predict_batch(model, batch, tta)
         for (y, x), p in zip(chunk, probs, strict=True):
             p = resize_probs(p, th, tw)
             if acc is None:
@@ -227,6 +256,7 @@ def write_outputs(
         "width": int(image.shape[1]),
         "height": int(image.shape[0]),
         "tiled": tiled,
+        "tta": opts["tta"],
         "classes": palette.counts(mask),
         "regions": regions(mask, palette, min_area=opts["min_area"]),
     }
@@ -278,9 +308,9 @@ def infer_segmentation(
                 problems.append(Problem(str(path), error))
                 continue
             if tiled:
-                probs = predict_tiled(net, image, tile=tile_hw, overlap=overlap)
+                probs = predict_tiled(net, image, tile=tile_hw, overlap=overlap, tta=opts["tta"])
             else:
-                probs = predict_plain(net, image)
+                probs = predict_plain(net, image, tta=opts["tta"])
             mask = np.argmax(probs, axis=-1).astype(np.uint8)
             backlog.append(writer.submit(write_outputs, tmp, path, image, mask, palette, opts, bool(tiled)))
             while len(backlog) > 2:

@@ -28,6 +28,7 @@ from training.distribute import check_global_batch, is_chief, make_strategy, mul
 from training.runs import (
     check_run_dir,
     compile_options,
+    learning_rate,
     load_model,
     make_optimizer,
     precision_policy,
@@ -36,8 +37,17 @@ from training.runs import (
 )
 
 
-def compile_model(model: Any, config: Config, class_names: list[str], class_weights: list[float] | None = None) -> None:
-    """Compile with the config's optimizer, loss (`class_weights`: one per class, resolved) and metrics."""
+def compile_model(
+    model: Any,
+    config: Config,
+    class_names: list[str],
+    class_weights: list[float] | None = None,
+    steps_per_epoch: int | None = None,
+) -> None:
+    """Compile with the config's optimizer, loss (`class_weights`: one per class, resolved) and metrics.
+
+    `steps_per_epoch` sizes a cosine learning-rate schedule (required by it).
+    """
     from training.losses import get_loss
     from training.metrics import get_metrics
 
@@ -46,7 +56,7 @@ def compile_model(model: Any, config: Config, class_names: list[str], class_weig
         t["loss"], focal_gamma=t["focal_gamma"], dice_classes=t["dice_classes"], class_weights=class_weights
     )
     model.compile(
-        optimizer=make_optimizer(config),
+        optimizer=make_optimizer(config, steps_per_epoch),
         loss=loss,
         metrics=get_metrics(t["metrics"], class_names),
         **compile_options(config),
@@ -150,12 +160,15 @@ def _train(
     write_dir.mkdir(parents=True, exist_ok=True)
     initial_epoch, best = read_history(out / "history.csv") if resume else (0, None)
     with strategy.scope(), precision_policy(config):
+        per_epoch = steps or -(-len(train_rows) // global_batch)
         if resume:
             model = load_model(out / "model.keras", config, compile=True)  # with its optimizer state
             model.jit_compile = compile_options(config)["jit_compile"]
+            if config.train["lr_schedule"] == "cosine":  # the curve of this config's epochs (they may have grown)
+                model.optimizer.learning_rate = learning_rate(config, per_epoch)
         else:
             model = build_model(config, len(class_names))
-            compile_model(model, config, class_names, weights)
+            compile_model(model, config, class_names, weights, per_epoch)
             if weights is not None:
                 print("class weights: " + ", ".join(f"{n} {w:.3g}" for n, w in zip(class_names, weights, strict=True)))
     config.save(write_dir / "config.toml")
