@@ -90,7 +90,8 @@ def evaluate_cmd(
         typer.echo(f"written: {cfg.output_dir / 'evaluation.json'}")
         return
     miou = result.get("mean_iou")
-    typer.echo(f"mean_iou (defect classes): {'n/a' if miou is None else f'{miou:.4f}'}")
+    how = "defect classes" + (f", tta {result['tta']}" if result.get("tta") not in (None, "none") else "")
+    typer.echo(f"mean_iou ({how}): {'n/a' if miou is None else f'{miou:.4f}'}")
     for name, scores in result.get("per_class", {}).items():
         iou = scores.get("iou")
         typer.echo(f"  {name}: iou {'n/a' if iou is None else f'{iou:.4f}'}")
