@@ -26,6 +26,23 @@ SAMPLES = 1200  # hard links of one 512x512 pair: far more than 2 workers conver
 STOP_WITHIN = 2.0
 
 
+@pytest.fixture(autouse=True)
+def _sigint_delivered() -> object:
+    """Ctrl-C as a terminal delivers it, even when the test run itself was started with SIGINT ignored.
+
+    A shell starts background jobs (`nohup make test &`) with SIGINT ignored and Python then keeps it
+    ignored, in this process and in every child: these tests are about what Ctrl-C does, so they put the
+    default back here and in the children they start (`_default_sigint`).
+    """
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # in the child, before exec: Python installs its handler
+
+
 @pytest.fixture(scope="module")
 def big_category(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An MVTec AD category of SAMPLES defect images (links to one image and one mask: cheap to make)."""
@@ -59,7 +76,9 @@ def _defectkit() -> list[str]:
 def _start_convert(category: Path, out: Path, log: Path) -> subprocess.Popen:
     cmd = [*_defectkit(), "convert", "mvtec", str(category), str(out), "--workers", "2"]
     with open(log, "wb") as err:  # a file, not a pipe: tqdm's output must never block the child
-        return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+        return subprocess.Popen(
+            cmd, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True, preexec_fn=_default_sigint
+        )
 
 
 def _temporaries(out: Path) -> list[Path]:
