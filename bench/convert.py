@@ -262,6 +262,9 @@ def main() -> None:
                   f"{'OK' if raster / per_image < 0.10 else 'MISSED'}")  # fmt: skip
 
         ann_paths = sorted((project / "bench set" / "ann").glob("*.json"))[: args.sdk_images]
+        if not ann_paths:
+            print("\nrasterization per annotation: skipped (--sdk-images 0)")
+            return
         ours_total, ours_raster = time_ours(ann_paths)
         print(f"\nrasterization per annotation ({len(ann_paths)} annotations × {args.polygons} polygons, "
               "best of 3, one process)")  # fmt: skip
