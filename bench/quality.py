@@ -73,7 +73,6 @@ ROWS: list[tuple[str, dict[tuple[str, str], object]]] = [
         {("data", "crop_size"): None, ("data", "image_size"): [128, 128], ("train", "steps_per_epoch"): 0},
     ),
 ]
-TTA = ("none", "flips")
 
 
 def run(*args: object, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -135,7 +134,9 @@ def train_eval(tmp: Path, dataset: Path, name: str, changes: dict, epochs: int |
     run("train", cfg, "--overwrite", env=env)
     train_s = time.perf_counter() - t0
     scores = {}
-    for tta in TTA:
+    from training.config import TTA_MODES
+
+    for tta in TTA_MODES:
         run("evaluate", cfg, "--set", f'eval.tta="{tta}"', env=env)
         report = json.loads((out / "evaluation.json").read_text())
         scores[tta] = {
@@ -182,6 +183,7 @@ def resolved(doc: dict) -> dict:
 def plan(only: set[str]) -> list[tuple[str, dict]]:
     """The rows to run: the one equal to the demo config is marked, rows equal to an earlier one dropped."""
     demo = demo_doc()
+    demo_resolved = resolved(demo)
     chosen: list[tuple[str, dict]] = []
     seen: list[dict] = []
     for name, changes in ROWS:
@@ -191,7 +193,7 @@ def plan(only: set[str]) -> list[tuple[str, dict]]:
         if doc in seen:
             continue
         seen.append(doc)
-        chosen.append((f"{name} (demo)" if doc == resolved(demo) else name, changes))
+        chosen.append((f"{name} (demo)" if doc == demo_resolved else name, changes))
     return chosen
 
 

@@ -146,7 +146,7 @@ def import_weights(h5_path: Path, config: Config, *, overwrite: bool = False) ->
     """
     from datatools.dataset import DATASET_JSON, Dataset
     from training.models.registry import build_model
-    from training.runs import check_run_dir, remove_run
+    from training.runs import check_run_dir, epoch_steps, remove_run
     from training.segmentation.train import compile_model
 
     if config.model["name"] != "flexunet":
@@ -169,8 +169,7 @@ def import_weights(h5_path: Path, config: Config, *, overwrite: bool = False) ->
     pairs = match_weights(saved, model, Path(h5_path))
     for layer, arrays in pairs:
         layer.set_weights(arrays)
-    train_rows = dataset.rows_in(config.data["train_split"])
-    steps = config.train["steps_per_epoch"] or max(1, -(-len(train_rows) // config.train["batch_size"]))
+    steps = epoch_steps(config, len(dataset.rows_in(config.data["train_split"])))
     compile_model(model, config, palette.names, steps_per_epoch=steps)
 
     if overwrite:

@@ -48,6 +48,11 @@ def load_model(path: Path, config: Config | None = None, *, compile: bool = Fals
     return keras.saving.load_model(path, custom_objects=custom_objects(config), compile=compile)
 
 
+def epoch_steps(config: Config, train_rows: int) -> int:
+    """Train steps per epoch: `[train] steps_per_epoch`, else one pass over the rows at train.batch_size."""
+    return config.train["steps_per_epoch"] or max(1, -(-train_rows // config.train["batch_size"]))
+
+
 def learning_rate(config: Config, steps_per_epoch: int | None) -> Any:
     """`[train] learning_rate`, or with `lr_schedule = "cosine"` a Keras CosineDecay over every train step.
 

@@ -220,7 +220,9 @@ def _model(
     model.compile(
         optimizer=make_optimizer(config, steps_per_epoch), loss=loss, metrics=metrics, **compile_options(config)
     )
-    if resume:  # recompiled: a fresh optimizer; its step counter places a cosine schedule where the run stopped
+    if resume and config.train["lr_schedule"] == "cosine":
+        # Recompiled, so a fresh optimizer: its step counter places the cosine curve where the run stopped
+        # (under the plateau reducer the counter stays at 0, as before, for Adam's bias correction).
         model.optimizer.iterations.assign(initial_epoch * steps_per_epoch)
     return model
 

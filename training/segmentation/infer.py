@@ -25,7 +25,7 @@ import numpy as np
 from datatools.errors import InputError, Problem
 from datatools.files import IMAGE_EXTENSIONS, ImageReadError, list_images, read_image, to_rgb, write_png
 from datatools.palette import Palette
-from training.config import Config
+from training.config import TTA_MODES, Config
 
 
 def resize_probs(probs: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -75,8 +75,8 @@ def predict_batch(model: Any, batch: np.ndarray, tta: str = "none") -> np.ndarra
     # A direct call, not predict_on_batch: tile batches vary in size and would retrace the predict function.
     if tta == "none":
         return np.asarray(model(x, training=False))
-    if tta != "flips":
-        raise ValueError(f"unknown tta {tta!r}; valid: none, flips")
+    if tta not in TTA_MODES:
+        raise ValueError(f"unknown tta {tta!r}; valid: {', '.join(TTA_MODES)}")
     views = [(False, False), (True, False), (False, True), (True, True)]
     stacked = np.ascontiguousarray(np.concatenate([_flip(x, v, h) for v, h in views]))
     probs = np.asarray(model(stacked, training=False))

@@ -28,6 +28,7 @@ from training.distribute import check_global_batch, is_chief, make_strategy, mul
 from training.runs import (
     check_run_dir,
     compile_options,
+    epoch_steps,
     learning_rate,
     load_model,
     make_optimizer,
@@ -160,7 +161,7 @@ def _train(
     write_dir.mkdir(parents=True, exist_ok=True)
     initial_epoch, best = read_history(out / "history.csv") if resume else (0, None)
     with strategy.scope(), precision_policy(config):
-        per_epoch = steps or -(-len(train_rows) // global_batch)
+        per_epoch = epoch_steps(config, len(train_rows))
         if resume:
             model = load_model(out / "model.keras", config, compile=True)  # with its optimizer state
             model.jit_compile = compile_options(config)["jit_compile"]
